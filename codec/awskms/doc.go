@@ -1,0 +1,2 @@
+// Package awskms is a payloadkit key provider backed by AWS KMS (aws-sdk-go-v2).
+package awskms

@@ -1,0 +1,192 @@
+package payloadkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	sdkinterceptor "go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/payloadkit/payloadkit/codec"
+	"github.com/payloadkit/payloadkit/failureconv"
+	"github.com/payloadkit/payloadkit/interceptor"
+	"github.com/payloadkit/payloadkit/offload"
+)
+
+// PluginName is the name of the plugin returned by Kit.Plugin.
+const PluginName = "payloadkit"
+
+// Stage names, in the order payloads pass them on the way out.
+const (
+	StageCompression = "compression"
+	StageEncryption  = "encryption"
+	StageOffload     = "offload"
+)
+
+// ErrInvalidOptions is returned (wrapped) by New when Options are invalid.
+var ErrInvalidOptions = errors.New("payloadkit: invalid options")
+
+// Kit holds everything a Temporal client, worker or test environment needs, built from one Options.
+// It is safe for concurrent use.
+type Kit struct {
+	opts      Options
+	codecs    []converter.PayloadCodec // NewCodecDataConverter order: last is applied first on encode
+	stages    []string                 // stage names in encode order
+	dc        converter.DataConverter
+	fc        converter.FailureConverter
+	telemetry *interceptor.Telemetry
+	extStore  *converter.ExternalStorage
+	remote    bool
+	plugin    *temporal.SimplePlugin
+	closers   []func() error
+}
+
+// New validates opts and builds a Kit.
+func New(ctx context.Context, opts Options) (*Kit, error) {
+	k := &Kit{opts: opts}
+	tel, err := interceptor.New(opts.Telemetry)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Telemetry: %w", ErrInvalidOptions, err)
+	}
+	k.telemetry = tel
+
+	// Encode order: compress, encrypt, offload. NewCodecDataConverter applies codecs
+	// last-to-first on encode, so they are collected in reverse.
+	var encodeOrder []converter.PayloadCodec
+	if opts.Compression == nil || opts.Compression.Algorithm != codec.None {
+		c, err := codec.NewCompressionCodec(opts.Compression)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Compression: %w", ErrInvalidOptions, err)
+		}
+		encodeOrder = append(encodeOrder, tel.WrapCodec(StageCompression, c))
+		k.stages = append(k.stages, StageCompression)
+	}
+	if opts.Encryption != nil {
+		c, err := codec.NewEncryptionCodec(opts.Encryption)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Encryption: %w", ErrInvalidOptions, err)
+		}
+		if r, ok := opts.Encryption.Keys.(codec.RemoteKeyProvider); ok && r.Remote() {
+			k.remote = true
+		}
+		encodeOrder = append(encodeOrder, tel.WrapCodec(StageEncryption, c))
+		k.stages = append(k.stages, StageEncryption)
+	}
+	if opts.Offload != nil {
+		switch opts.Offload.Mode {
+		case "", offload.ModeCodec:
+			c, err := offload.NewCodec(opts.Offload)
+			if err != nil {
+				return nil, fmt.Errorf("%w: Offload: %w", ErrInvalidOptions, err)
+			}
+			encodeOrder = append(encodeOrder, tel.WrapCodec(StageOffload, c))
+			k.stages = append(k.stages, StageOffload)
+		case offload.ModeExternalStorage:
+			es, err := offload.NewExternalStorage(opts.Offload)
+			if err != nil {
+				return nil, fmt.Errorf("%w: Offload: %w", ErrInvalidOptions, err)
+			}
+			k.extStore = &es
+		default:
+			return nil, fmt.Errorf("%w: Offload.Mode %q: allowed values are %q and %q",
+				ErrInvalidOptions, opts.Offload.Mode, offload.ModeCodec, offload.ModeExternalStorage)
+		}
+		if r, ok := opts.Offload.Store.(interface{ Remote() bool }); ok && r.Remote() {
+			k.remote = true
+		}
+	}
+	for i := len(encodeOrder) - 1; i >= 0; i-- {
+		k.codecs = append(k.codecs, encodeOrder[i])
+	}
+
+	k.dc = tel.DataConverter(converter.GetDefaultDataConverter(), k.codecs)
+	if k.remote {
+		// Remote stages (KMS, S3) may block longer than the deadlock detector allows;
+		// each remote call is bounded by its own timeout instead.
+		k.dc = workflow.DataConverterWithoutDeadlockDetection(k.dc)
+	}
+	k.fc = failureconv.New(k.dc, opts.Failures, opts.Encryption != nil)
+
+	plugin, err := temporal.NewSimplePlugin(temporal.SimplePluginOptions{
+		Name:               PluginName,
+		DataConverter:      k.dc,
+		FailureConverter:   k.fc,
+		ClientInterceptors: k.ClientInterceptors(),
+		WorkerInterceptors: k.WorkerInterceptors(),
+		ConfigureClient: func(_ context.Context, o client.PluginConfigureClientOptions) error {
+			if k.extStore != nil {
+				o.ClientOptions.ExternalStorage = *k.extStore
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("payloadkit: building plugin: %w", err)
+	}
+	k.plugin = plugin
+	_ = ctx
+	return k, nil
+}
+
+// DataConverter returns the Kit's DataConverter: the SDK's default payload converters followed by
+// the Kit's codecs. It is aware of the SDK's serialization and workflow contexts.
+func (k *Kit) DataConverter() converter.DataConverter { return k.dc }
+
+// FailureConverter returns the Kit's FailureConverter, built on the Kit's DataConverter.
+func (k *Kit) FailureConverter() converter.FailureConverter { return k.fc }
+
+// ClientInterceptors returns the interceptors to set on client.Options.Interceptors.
+func (k *Kit) ClientInterceptors() []sdkinterceptor.ClientInterceptor {
+	return k.telemetry.ClientInterceptors()
+}
+
+// WorkerInterceptors returns the interceptors to set on worker.Options.Interceptors.
+func (k *Kit) WorkerInterceptors() []sdkinterceptor.WorkerInterceptor {
+	return k.telemetry.WorkerInterceptors()
+}
+
+// Plugin returns a plugin carrying the DataConverter, FailureConverter and interceptors, for
+// client.Options.Plugins. Use either the plugin or ClientOptions/WorkerOptions, not both.
+func (k *Kit) Plugin() *temporal.SimplePlugin { return k.plugin }
+
+// ClientOptions returns base with the DataConverter, FailureConverter and client interceptors set
+// (the interceptors are appended to those already in base).
+func (k *Kit) ClientOptions(base client.Options) client.Options {
+	base.DataConverter = k.dc
+	base.FailureConverter = k.fc
+	base.Interceptors = append(append([]sdkinterceptor.ClientInterceptor(nil), base.Interceptors...), k.ClientInterceptors()...)
+	if k.extStore != nil {
+		base.ExternalStorage = *k.extStore
+	}
+	return base
+}
+
+// WorkerOptions returns base with the worker interceptors appended. The data and failure
+// converters of a worker come from its client.
+func (k *Kit) WorkerOptions(base worker.Options) worker.Options {
+	base.Interceptors = append(append([]sdkinterceptor.WorkerInterceptor(nil), base.Interceptors...), k.WorkerInterceptors()...)
+	return base
+}
+
+// Codecs returns the Kit's codecs in the order converter.NewCodecDataConverter expects them
+// (the last is applied first on encode): for example to build a Codec Server.
+func (k *Kit) Codecs() []converter.PayloadCodec {
+	return append([]converter.PayloadCodec(nil), k.codecs...)
+}
+
+// Stages returns the names of the configured codec stages in encode order.
+func (k *Kit) Stages() []string { return append([]string(nil), k.stages...) }
+
+// Close releases what the Kit holds (caches, pooled coders, store connections).
+func (k *Kit) Close() error {
+	var errs []error
+	for _, c := range k.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
