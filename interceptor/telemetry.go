@@ -3,8 +3,8 @@ package interceptor
 import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-	sdkinterceptor "go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/converter"
+	sdkinterceptor "go.temporal.io/sdk/interceptor"
 )
 
 // ScopeName is the OpenTelemetry instrumentation scope name of payloadkit.
@@ -31,7 +31,9 @@ func New(opts *Options) (*Telemetry, error) {
 }
 
 // WrapCodec returns c wrapped so that each call is traced as stage.
-func (t *Telemetry) WrapCodec(stage string, c converter.PayloadCodec) converter.PayloadCodec { return c }
+func (t *Telemetry) WrapCodec(stage string, c converter.PayloadCodec) converter.PayloadCodec {
+	return c
+}
 
 // DataConverter builds the Kit's DataConverter from parent and codecs (in NewCodecDataConverter order).
 func (t *Telemetry) DataConverter(parent converter.DataConverter, codecs []converter.PayloadCodec) converter.DataConverter {
