@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -54,6 +55,20 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 		return nil, fmt.Errorf("%w: Telemetry: %w", ErrInvalidOptions, err)
 	}
 	k.telemetry = tel
+	// Telemetry records key-provider and offload-store events unless the caller set their own
+	// hooks; the caller's option values are copied, never modified.
+	if opts.Encryption != nil && opts.Encryption.OnKeyEvent == nil {
+		enc := *opts.Encryption
+		enc.OnKeyEvent = tel.KeyEvent
+		opts.Encryption = &enc
+	}
+	if opts.Offload != nil && opts.Offload.OnObject == nil {
+		off := *opts.Offload
+		off.OnObject = tel.ObjectEvent
+		opts.Offload = &off
+	}
+	// Without an offload stage, inputs and results over the size limit fail early.
+	tel.SetOffloadEnabled(opts.Offload != nil)
 
 	// Encode order: compress, encrypt, offload. NewCodecDataConverter applies codecs
 	// last-to-first on encode, so they are collected in reverse.
@@ -61,16 +76,18 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 	if opts.Compression == nil || opts.Compression.Algorithm != codec.None {
 		c, err := codec.NewCompressionCodec(opts.Compression)
 		if err != nil {
-			return nil, fmt.Errorf("%w: Compression: %w", ErrInvalidOptions, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
+		k.closeWith(c)
 		encodeOrder = append(encodeOrder, tel.WrapCodec(StageCompression, c))
 		k.stages = append(k.stages, StageCompression)
 	}
 	if opts.Encryption != nil {
 		c, err := codec.NewEncryptionCodec(opts.Encryption)
 		if err != nil {
-			return nil, fmt.Errorf("%w: Encryption: %w", ErrInvalidOptions, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
+		k.closeWith(c)
 		if r, ok := opts.Encryption.Keys.(codec.RemoteKeyProvider); ok && r.Remote() {
 			k.remote = true
 		}
@@ -110,14 +127,18 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 		// each remote call is bounded by its own timeout instead.
 		k.dc = workflow.DataConverterWithoutDeadlockDetection(k.dc)
 	}
-	k.fc = failureconv.New(k.dc, opts.Failures, opts.Encryption != nil)
+	fc, err := failureconv.New(k.dc, opts.Failures, opts.Encryption != nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Failures: %w", ErrInvalidOptions, err)
+	}
+	k.fc = fc
 
 	plugin, err := temporal.NewSimplePlugin(temporal.SimplePluginOptions{
 		Name:               PluginName,
 		DataConverter:      k.dc,
 		FailureConverter:   k.fc,
 		ClientInterceptors: k.ClientInterceptors(),
-		WorkerInterceptors: k.WorkerInterceptors(),
+		WorkerInterceptors: k.workerOnlyInterceptors(),
 		ConfigureClient: func(_ context.Context, o client.PluginConfigureClientOptions) error {
 			if k.extStore != nil {
 				o.ClientOptions.ExternalStorage = *k.extStore
@@ -166,11 +187,24 @@ func (k *Kit) ClientOptions(base client.Options) client.Options {
 	return base
 }
 
-// WorkerOptions returns base with the worker interceptors appended. The data and failure
-// converters of a worker come from its client.
+// WorkerOptions returns base with the worker interceptors appended that a client built with
+// ClientOptions does not already carry: the SDK applies a client's interceptors that are also
+// worker interceptors to every worker of that client, so they are not added twice. The data and
+// failure converters of a worker come from its client.
 func (k *Kit) WorkerOptions(base worker.Options) worker.Options {
-	base.Interceptors = append(append([]sdkinterceptor.WorkerInterceptor(nil), base.Interceptors...), k.WorkerInterceptors()...)
+	base.Interceptors = append(append([]sdkinterceptor.WorkerInterceptor(nil), base.Interceptors...), k.workerOnlyInterceptors()...)
 	return base
+}
+
+// workerOnlyInterceptors returns the worker interceptors that are not also client interceptors.
+func (k *Kit) workerOnlyInterceptors() []sdkinterceptor.WorkerInterceptor {
+	var out []sdkinterceptor.WorkerInterceptor
+	for _, wi := range k.WorkerInterceptors() {
+		if _, both := wi.(sdkinterceptor.ClientInterceptor); !both {
+			out = append(out, wi)
+		}
+	}
+	return out
 }
 
 // Codecs returns the Kit's codecs in the order converter.NewCodecDataConverter expects them
@@ -182,11 +216,19 @@ func (k *Kit) Codecs() []converter.PayloadCodec {
 // Stages returns the names of the configured codec stages in encode order.
 func (k *Kit) Stages() []string { return append([]string(nil), k.stages...) }
 
-// Close releases what the Kit holds (caches, pooled coders, store connections).
+// Close releases what the Kit holds: it zeroes cached data keys and closes the stages that
+// hold resources. The Kit must not be used afterwards.
 func (k *Kit) Close() error {
 	var errs []error
 	for _, c := range k.closers {
 		errs = append(errs, c())
 	}
 	return errors.Join(errs...)
+}
+
+// closeWith registers c's Close, when it has one, to run on Kit.Close.
+func (k *Kit) closeWith(c any) {
+	if cl, ok := c.(io.Closer); ok {
+		k.closers = append(k.closers, cl.Close)
+	}
 }

@@ -1,9 +1,19 @@
 package codec
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"sync"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
 )
 
 // Algorithm names a compression algorithm.
@@ -21,7 +31,29 @@ const (
 	None Algorithm = "none"
 )
 
+// CompressionLevel trades compression speed for output size. Each algorithm maps it to its own levels.
+type CompressionLevel string
+
+// Compression levels understood by NewCompressionCodec.
+const (
+	// LevelFastest favours speed: zstd SpeedFastest, s2 Encode, gzip level 1.
+	LevelFastest CompressionLevel = "fastest"
+	// LevelDefault balances speed and size: zstd SpeedDefault (about zstd level 3), s2 Encode,
+	// gzip level 6. The default.
+	LevelDefault CompressionLevel = "default"
+	// LevelBetter favours size: zstd SpeedBetterCompression, s2 EncodeBetter, gzip level 7.
+	LevelBetter CompressionLevel = "better"
+	// LevelBest gives the smallest output at a large CPU cost: zstd SpeedBestCompression,
+	// s2 EncodeBest, gzip level 9.
+	LevelBest CompressionLevel = "best"
+)
+
 // Payload encodings written or read by the compression codec.
+//
+// Wire format: metadata holds only `encoding`; data is the compressed form of the
+// deterministically proto-marshalled input Payload (metadata included), with no extra header:
+// one or more zstd frames (binary/zstd), an S2 block (binary/s2), a gzip stream (binary/gzip),
+// a zlib stream (binary/zlib) or a Snappy block (binary/snappy).
 const (
 	EncodingZstd   = "binary/zstd"
 	EncodingS2     = "binary/s2"
@@ -38,10 +70,22 @@ const (
 	DefaultMaxDecodedSize = 64 << 20
 )
 
+// Errors returned (wrapped) by the compression codec's Decode; test them with errors.Is.
+var (
+	// ErrDecodedTooLarge reports a compressed payload whose decoded size exceeds
+	// CompressionOptions.MaxDecodedSize (for example a decompression bomb).
+	ErrDecodedTooLarge = errors.New("payloadkit: compression: decoded size exceeds the limit")
+	// ErrCorrupt reports a compressed payload that cannot be decompressed or whose
+	// decompressed bytes are not a marshalled Payload.
+	ErrCorrupt = errors.New("payloadkit: compression: corrupt compressed payload")
+)
+
 // CompressionOptions configure the compression stage. The zero value is valid.
 type CompressionOptions struct {
 	// Algorithm to compress with. Defaults to Zstd. Decoding always accepts every supported encoding.
 	Algorithm Algorithm
+	// Level trades speed for size. Defaults to LevelDefault.
+	Level CompressionLevel
 	// MinSize is the marshalled payload size, in bytes, below which a payload is passed through.
 	// Defaults to DefaultMinSize. Negative values are rejected.
 	MinSize int
@@ -51,6 +95,438 @@ type CompressionOptions struct {
 }
 
 // NewCompressionCodec returns the compression stage for opts (nil means defaults).
+//
+// Encode compresses every payload whose marshalled size is at least MinSize and keeps the
+// result only when it is smaller than the marshalled payload. Decode reads binary/zstd,
+// binary/s2, binary/gzip, binary/zlib and binary/snappy payloads, whatever Algorithm is
+// configured, and passes every other payload through unchanged. With Algorithm None, Encode
+// passes everything through and Decode still reads compressed payloads.
+//
+// The codec is safe for concurrent use; encoders, decoders and buffers are pooled.
 func NewCompressionCodec(opts *CompressionOptions) (converter.PayloadCodec, error) {
-	return nil, fmt.Errorf("payloadkit: compression codec not implemented yet")
+	var o CompressionOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Algorithm == "" {
+		o.Algorithm = Zstd
+	}
+	if o.Level == "" {
+		o.Level = LevelDefault
+	}
+	if o.MinSize == 0 {
+		o.MinSize = DefaultMinSize
+	}
+	if o.MaxDecodedSize == 0 {
+		o.MaxDecodedSize = DefaultMaxDecodedSize
+	}
+	switch o.Algorithm {
+	case Zstd, S2, Gzip, None:
+	default:
+		return nil, fmt.Errorf("Compression.Algorithm %q: allowed values are %q, %q, %q, %q",
+			o.Algorithm, Zstd, S2, Gzip, None)
+	}
+	var lvl int
+	switch o.Level {
+	case LevelFastest:
+		lvl = levelFastest
+	case LevelDefault:
+		lvl = levelDefault
+	case LevelBetter:
+		lvl = levelBetter
+	case LevelBest:
+		lvl = levelBest
+	default:
+		return nil, fmt.Errorf("Compression.Level %q: allowed values are %q, %q, %q, %q",
+			o.Level, LevelFastest, LevelDefault, LevelBetter, LevelBest)
+	}
+	if o.MinSize < 0 {
+		return nil, fmt.Errorf("Compression.MinSize %d: must be 0 (default %d) or a positive number of bytes",
+			o.MinSize, DefaultMinSize)
+	}
+	if o.MaxDecodedSize < 0 {
+		return nil, fmt.Errorf("Compression.MaxDecodedSize %d: must be 0 (default %d) or a positive number of bytes",
+			o.MaxDecodedSize, int64(DefaultMaxDecodedSize))
+	}
+
+	c := &compressionCodec{
+		alg:        o.Algorithm,
+		level:      lvl,
+		minSize:    o.MinSize,
+		maxDecoded: o.MaxDecodedSize,
+	}
+	switch o.Algorithm {
+	case Zstd:
+		c.encoding = EncodingZstd
+		enc, err := sharedZstdEncoder(lvl)
+		if err != nil {
+			return nil, fmt.Errorf("zstd encoder: %w", err)
+		}
+		c.zenc = enc
+	case S2:
+		c.encoding = EncodingS2
+	case Gzip:
+		c.encoding = EncodingGzip
+	}
+	window := uint64(o.MaxDecodedSize)
+	window = max(window, zstd.MinWindowSize)
+	window = min(window, zstd.MaxWindowSize)
+	c.zdecOpts = []zstd.DOption{
+		zstd.WithDecoderMaxMemory(uint64(o.MaxDecodedSize)),
+		zstd.WithDecoderMaxWindow(window),
+	}
+	return c, nil
+}
+
+// Internal level indexes.
+const (
+	levelFastest = iota
+	levelDefault
+	levelBetter
+	levelBest
+	numLevels
+)
+
+var (
+	zstdLevels = [numLevels]zstd.EncoderLevel{
+		zstd.SpeedFastest, zstd.SpeedDefault, zstd.SpeedBetterCompression, zstd.SpeedBestCompression,
+	}
+	gzipLevels = [numLevels]int{gzip.BestSpeed, 6, 7, gzip.BestCompression}
+
+	// One zstd encoder per level serves every codec: EncodeAll is safe for concurrent use.
+	zstdEncoders [numLevels]struct {
+		once sync.Once
+		enc  *zstd.Encoder
+		err  error
+	}
+	gzipWriters [numLevels]sync.Pool // of *gzip.Writer
+	gzipReaders sync.Pool            // of *gzip.Reader
+	zlibReaders sync.Pool            // of io.ReadCloser implementing zlib.Resetter
+	buffers     sync.Pool            // of *[]byte
+)
+
+func sharedZstdEncoder(level int) (*zstd.Encoder, error) {
+	e := &zstdEncoders[level]
+	e.once.Do(func() {
+		e.enc, e.err = zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstdLevels[level]),
+			zstd.WithLowerEncoderMem(true),
+		)
+	})
+	return e.enc, e.err
+}
+
+// maxPooledBuffer is the largest buffer capacity returned to the pool; larger buffers are
+// left to the garbage collector so that one huge payload does not pin memory.
+const maxPooledBuffer = 4 << 20
+
+func getBuffer() *[]byte {
+	if b, ok := buffers.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 16<<10)
+	return &b
+}
+
+func putBuffer(b *[]byte) {
+	if cap(*b) > maxPooledBuffer {
+		return
+	}
+	*b = (*b)[:0]
+	buffers.Put(b)
+}
+
+type compressionCodec struct {
+	alg        Algorithm
+	level      int
+	encoding   string // written encoding; empty for None
+	minSize    int
+	maxDecoded int64
+
+	zenc *zstd.Encoder
+
+	zdecOnce sync.Once
+	zdec     *zstd.Decoder // DecodeAll decoder for frames that declare their size
+	zdecErr  error
+	zdecOpts []zstd.DOption
+	zstreams sync.Pool // of *zstd.Decoder (concurrency 1) for frames of unknown size
+}
+
+// marshalOpts sorts metadata keys, so that equal payloads give equal bytes (and equal objects
+// in a content-addressed offload store).
+var marshalOpts = proto.MarshalOptions{Deterministic: true}
+
+// Encode implements converter.PayloadCodec.
+func (c *compressionCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(payloads))
+	if c.alg == None {
+		copy(out, payloads)
+		return out, nil
+	}
+	var raw, comp *[]byte
+	defer func() {
+		if raw != nil {
+			putBuffer(raw)
+			putBuffer(comp)
+		}
+	}()
+	for i, p := range payloads {
+		size := proto.Size(p)
+		if size < c.minSize {
+			out[i] = p
+			continue
+		}
+		if raw == nil {
+			raw, comp = getBuffer(), getBuffer()
+		}
+		var err error
+		*raw, err = marshalOpts.MarshalAppend((*raw)[:0], p)
+		if err != nil {
+			return nil, fmt.Errorf("payloadkit: compression: encode [payload=%d]: marshal: %w", i, err)
+		}
+		*comp, err = c.compress((*comp)[:0], *raw)
+		if err != nil {
+			return nil, fmt.Errorf("payloadkit: compression: encode [payload=%d, algorithm=%s]: %w", i, c.alg, err)
+		}
+		if len(*comp) >= len(*raw) {
+			out[i] = p
+			continue
+		}
+		out[i] = &commonpb.Payload{
+			Metadata: map[string][]byte{converter.MetadataEncoding: []byte(c.encoding)},
+			// An exact-size copy of the (smaller) compressed bytes, so that the pooled buffer
+			// can be reused and the payload does not pin a larger allocation.
+			Data: bytes.Clone(*comp),
+		}
+	}
+	return out, nil
+}
+
+// compress appends the compressed form of src to dst.
+func (c *compressionCodec) compress(dst, src []byte) ([]byte, error) {
+	switch c.alg {
+	case Zstd:
+		return c.zenc.EncodeAll(src, dst), nil
+	case S2:
+		n := s2.MaxEncodedLen(len(src))
+		if n < 0 {
+			return nil, s2.ErrTooLarge
+		}
+		if cap(dst) < n {
+			dst = make([]byte, n)
+		}
+		dst = dst[:n]
+		switch c.level {
+		case levelBetter:
+			return s2.EncodeBetter(dst, src), nil
+		case levelBest:
+			return s2.EncodeBest(dst, src), nil
+		default:
+			return s2.Encode(dst, src), nil
+		}
+	case Gzip:
+		w := appendWriter{b: dst}
+		zw, _ := gzipWriters[c.level].Get().(*gzip.Writer)
+		if zw == nil {
+			var err error
+			if zw, err = gzip.NewWriterLevel(&w, gzipLevels[c.level]); err != nil {
+				return nil, err
+			}
+		} else {
+			zw.Reset(&w)
+		}
+		_, err := zw.Write(src)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		zw.Reset(nil)
+		gzipWriters[c.level].Put(zw)
+		return w.b, err
+	}
+	return nil, fmt.Errorf("unsupported algorithm %q", c.alg)
+}
+
+// appendWriter is an io.Writer appending to a byte slice.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// Decode implements converter.PayloadCodec.
+func (c *compressionCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(payloads))
+	var buf *[]byte
+	defer func() {
+		if buf != nil {
+			putBuffer(buf)
+		}
+	}()
+	for i, p := range payloads {
+		enc := p.GetMetadata()[converter.MetadataEncoding]
+		switch string(enc) {
+		case EncodingZstd, EncodingS2, EncodingGzip, EncodingZlib, EncodingSnappy:
+		default:
+			out[i] = p
+			continue
+		}
+		if buf == nil {
+			buf = getBuffer()
+		}
+		decoded, err := c.decompress(string(enc), (*buf)[:0], p.GetData())
+		if err == nil {
+			*buf = decoded // keep a grown buffer for the next payloads
+			np := &commonpb.Payload{}
+			// Unmarshal copies bytes fields, so the pooled buffer can be reused.
+			if uerr := proto.Unmarshal(decoded, np); uerr != nil {
+				err = fmt.Errorf("%w: unmarshal: %w", ErrCorrupt, uerr)
+			} else {
+				out[i] = np
+				continue
+			}
+		}
+		if errors.Is(err, ErrDecodedTooLarge) {
+			return nil, fmt.Errorf("%w (limit %d bytes) [payload=%d, encoding=%s, size=%d]",
+				err, c.maxDecoded, i, enc, len(p.GetData()))
+		}
+		return nil, fmt.Errorf("%w [payload=%d, encoding=%s, size=%d]", err, i, enc, len(p.GetData()))
+	}
+	return out, nil
+}
+
+// decompress appends the decoded form of src to dst. Its errors wrap ErrDecodedTooLarge or ErrCorrupt.
+func (c *compressionCodec) decompress(encoding string, dst, src []byte) ([]byte, error) {
+	switch encoding {
+	case EncodingZstd:
+		return c.decodeZstd(dst, src)
+	case EncodingS2, EncodingSnappy:
+		// The S2 block decoder also reads Snappy blocks.
+		n, err := s2.DecodedLen(src)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		if int64(n) > c.maxDecoded {
+			return nil, fmt.Errorf("%w: block declares %d bytes", ErrDecodedTooLarge, n)
+		}
+		out, err := s2.Decode(dst[:0], src)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return out, nil
+	case EncodingGzip:
+		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(bytes.NewReader(src))
+		} else {
+			err = zr.Reset(bytes.NewReader(src))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		dst, err = readLimited(zr, dst, c.maxDecoded)
+		gzipReaders.Put(zr)
+		return dst, err
+	case EncodingZlib:
+		zr, _ := zlibReaders.Get().(io.ReadCloser)
+		var err error
+		if zr == nil {
+			zr, err = zlib.NewReader(bytes.NewReader(src))
+		} else {
+			err = zr.(zlib.Resetter).Reset(bytes.NewReader(src), nil)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		dst, err = readLimited(zr, dst, c.maxDecoded)
+		zlibReaders.Put(zr)
+		return dst, err
+	}
+	return nil, fmt.Errorf("%w: unsupported encoding %q", ErrCorrupt, encoding)
+}
+
+func (c *compressionCodec) decodeZstd(dst, src []byte) ([]byte, error) {
+	var h zstd.Header
+	if err := h.Decode(src); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	if h.HasFCS && h.FrameContentSize > uint64(c.maxDecoded) {
+		return nil, fmt.Errorf("%w: frame declares %d bytes", ErrDecodedTooLarge, h.FrameContentSize)
+	}
+	if !h.HasFCS {
+		// A frame of unknown size (written by a streaming encoder): stream it into a buffer that
+		// grows up to the limit instead of letting the block decoder grow its output freely.
+		d, _ := c.zstreams.Get().(*zstd.Decoder)
+		if d == nil {
+			var err error
+			d, err = zstd.NewReader(nil, append([]zstd.DOption{zstd.WithDecoderConcurrency(1)}, c.zdecOpts...)...)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+		}
+		if err := d.Reset(bytes.NewReader(src)); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		dst, err := readLimited(d, dst, c.maxDecoded)
+		_ = d.Reset(nil) // drop the reference to src
+		c.zstreams.Put(d)
+		return dst, err
+	}
+	c.zdecOnce.Do(func() {
+		c.zdec, c.zdecErr = zstd.NewReader(nil, append([]zstd.DOption{zstd.WithDecoderConcurrency(0)}, c.zdecOpts...)...)
+	})
+	if c.zdecErr != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, c.zdecErr)
+	}
+	out, err := c.zdec.DecodeAll(src, dst[:0])
+	if err != nil {
+		return nil, zstdError(err)
+	}
+	return out, nil
+}
+
+func zstdError(err error) error {
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		return fmt.Errorf("%w: %w", ErrDecodedTooLarge, err)
+	}
+	return fmt.Errorf("%w: %w", ErrCorrupt, err)
+}
+
+// readLimited appends everything r yields to dst, failing with ErrDecodedTooLarge as soon as
+// more than limit bytes arrive. The buffer grows by doubling but never beyond limit+1 bytes, so
+// rejecting a bomb allocates about 1.5 times the limit.
+func readLimited(r io.Reader, dst []byte, limit int64) ([]byte, error) {
+	dst = dst[:0]
+	for {
+		if len(dst) == cap(dst) {
+			if int64(len(dst)) > limit {
+				return nil, ErrDecodedTooLarge
+			}
+			n := int64(max(2*cap(dst), 4<<10))
+			if n >= limit/2 {
+				// Go straight to the limit: doubling to it and then past it by one byte
+				// would allocate three times the limit for a bomb. This way all the
+				// buffers of one read add up to less than 1.5 times the limit.
+				n = limit + 1
+			}
+			grown := make([]byte, len(dst), n)
+			copy(grown, dst)
+			dst = grown
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if int64(len(dst)) > limit {
+			return nil, ErrDecodedTooLarge
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+				return nil, fmt.Errorf("%w: %w", ErrDecodedTooLarge, err)
+			}
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+	}
 }

@@ -1,47 +1,282 @@
 package interceptor
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	"go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/converter"
 	sdkinterceptor "go.temporal.io/sdk/interceptor"
+
+	"github.com/payloadkit/payloadkit/codec"
+	"github.com/payloadkit/payloadkit/offload"
 )
 
-// ScopeName is the OpenTelemetry instrumentation scope name of payloadkit.
+// ScopeName is the OpenTelemetry instrumentation scope name of payloadkit: the name of its
+// tracer and meter.
 const ScopeName = "github.com/payloadkit/payloadkit"
 
-// Options configure telemetry. The zero value records with the OpenTelemetry global providers.
+// SDKTracerName is the tracer name given to the Temporal SDK's tracing interceptor, the name
+// the SDK uses by default.
+const SDKTracerName = "temporal-sdk-go"
+
+// Defaults of Options.
+const (
+	// DefaultWarnSize is the encoded size, in bytes, of a workflow or activity input or result
+	// above which a span event and a warning are recorded (512 KiB, the size at which the
+	// Temporal server starts warning).
+	DefaultWarnSize = 512 << 10
+	// DefaultLimitSize is the encoded size, in bytes, above which an input or result fails
+	// early when the offload stage is off (2 MiB, the Temporal server's default blob limit).
+	DefaultLimitSize = 2 * 1024 * 1024
+)
+
+// Stage names understood by the traced codecs. A codec wrapped as StageOffload is skipped when
+// payload sizes are measured, so measuring never writes to the offload store.
+const (
+	StageCompression = "compression"
+	StageEncryption  = "encryption"
+	StageOffload     = "offload"
+)
+
+// Metric names.
+const (
+	MetricCodecDuration  = "payloadkit.codec.duration"
+	MetricPayloadSize    = "payloadkit.payload.size"
+	MetricKMSRequests    = "payloadkit.kms.requests"
+	MetricKMSCache       = "payloadkit.kms.cache"
+	MetricOffloadObjects = "payloadkit.offload.objects"
+	MetricOffloadBytes   = "payloadkit.offload.bytes"
+)
+
+// Span attribute keys set by payloadkit.
+const (
+	AttrStage        = attribute.Key("payloadkit.stage")
+	AttrOperation    = attribute.Key("payloadkit.operation")
+	AttrPayloadCount = attribute.Key("payloadkit.payload.count")
+	AttrBytesIn      = attribute.Key("payloadkit.bytes.in")
+	AttrBytesOut     = attribute.Key("payloadkit.bytes.out")
+	AttrOutcome      = attribute.Key("payloadkit.outcome")
+	AttrInputBytes   = attribute.Key("payloadkit.input.bytes")
+	AttrResultBytes  = attribute.Key("payloadkit.result.bytes")
+	AttrErrorType    = attribute.Key("error.type")
+)
+
+// EventLargePayload is the name of the span event recorded when an input or result crosses
+// Options.WarnSize.
+const EventLargePayload = "payloadkit.payload.large"
+
+// Options configure telemetry. A nil *Options and the zero value record with the OpenTelemetry
+// global providers and every switch on.
 type Options struct {
-	// TracerProvider defaults to otel.GetTracerProvider().
+	// TracerProvider creates payloadkit's tracer (named ScopeName) and the tracer of the
+	// Temporal SDK's tracing interceptor. Defaults to otel.GetTracerProvider(), read once by New
+	// (the global provider delegates to a provider installed later).
 	TracerProvider trace.TracerProvider
-	// MeterProvider defaults to otel.GetMeterProvider().
+	// MeterProvider creates payloadkit's meter (named ScopeName). Defaults to otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
+
+	// DisableCodecTracing turns off the codec spans. Codec metrics are still recorded.
+	DisableCodecTracing bool
+	// DisableSDKTracing leaves out the Temporal SDK's OpenTelemetry tracing interceptor
+	// (go.temporal.io/sdk/contrib/opentelemetry), which is otherwise the first of both
+	// ClientInterceptors and WorkerInterceptors.
+	DisableSDKTracing bool
+	// DisablePayloadSize leaves out the payload-size interceptors: no input/result sizes, no
+	// large-payload warnings and no early size-limit errors.
+	DisablePayloadSize bool
+
+	// WarnSize is the encoded size, in bytes, of a workflow or activity input or result above
+	// which a span event and a log line are recorded. Defaults to DefaultWarnSize.
+	// Negative values are rejected.
+	WarnSize int
+	// LimitSize is the encoded size, in bytes, above which an input or result fails early with
+	// ErrPayloadTooLarge when the offload stage is off. Defaults to DefaultLimitSize.
+	// Negative values are rejected.
+	LimitSize int
+
+	// Logger receives the large-payload warnings (never payload contents). Defaults to slog.Default().
+	Logger *slog.Logger
 }
 
-// Telemetry is the instrumentation built from Options.
-type Telemetry struct{ opts Options }
+// Telemetry is the instrumentation built from Options: traced codecs, a context-aware
+// DataConverter, interceptors and recorders for key and offload events. It is safe for
+// concurrent use.
+type Telemetry struct {
+	opts   Options
+	tracer trace.Tracer
+	logger *slog.Logger
 
-// New builds Telemetry from opts (nil means defaults).
+	codecDuration  metric.Float64Histogram
+	payloadSize    metric.Int64Histogram
+	kmsRequests    metric.Int64Counter
+	kmsCache       metric.Int64Counter
+	offloadObjects metric.Int64Counter
+	offloadBytes   metric.Int64Counter
+
+	sdkTracing sdkinterceptor.Interceptor // nil when DisableSDKTracing
+
+	offloadEnabled atomic.Bool
+	measureDC      atomic.Pointer[converter.DataConverter]
+}
+
+// New builds Telemetry from opts (nil means defaults). It returns an error for invalid options.
 func New(opts *Options) (*Telemetry, error) {
-	t := &Telemetry{}
+	var o Options
 	if opts != nil {
-		t.opts = *opts
+		o = *opts
+	}
+	if o.WarnSize < 0 {
+		return nil, fmt.Errorf("WarnSize %d: must not be negative", o.WarnSize)
+	}
+	if o.LimitSize < 0 {
+		return nil, fmt.Errorf("LimitSize %d: must not be negative", o.LimitSize)
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = otel.GetMeterProvider()
+	}
+	if o.WarnSize == 0 {
+		o.WarnSize = DefaultWarnSize
+	}
+	if o.LimitSize == 0 {
+		o.LimitSize = DefaultLimitSize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+
+	t := &Telemetry{opts: o, logger: o.Logger}
+	t.tracer = o.TracerProvider.Tracer(ScopeName)
+	meter := o.MeterProvider.Meter(ScopeName)
+	var err error
+	if t.codecDuration, err = meter.Float64Histogram(MetricCodecDuration, metric.WithUnit("s"),
+		metric.WithDescription("Duration of one payload codec call.")); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", MetricCodecDuration, err)
+	}
+	if t.payloadSize, err = meter.Int64Histogram(MetricPayloadSize, metric.WithUnit("By"),
+		metric.WithDescription("Encoded size of payloads, by codec stage or by workflow/activity input and result.")); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", MetricPayloadSize, err)
+	}
+	if t.kmsRequests, err = meter.Int64Counter(MetricKMSRequests, metric.WithUnit("{request}"),
+		metric.WithDescription("Calls to the key provider.")); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", MetricKMSRequests, err)
+	}
+	if t.kmsCache, err = meter.Int64Counter(MetricKMSCache, metric.WithUnit("{lookup}"),
+		metric.WithDescription("Data-key cache lookups.")); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", MetricKMSCache, err)
+	}
+	if t.offloadObjects, err = meter.Int64Counter(MetricOffloadObjects, metric.WithUnit("{object}"),
+		metric.WithDescription("Offload store operations.")); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", MetricOffloadObjects, err)
+	}
+	if t.offloadBytes, err = meter.Int64Counter(MetricOffloadBytes, metric.WithUnit("By"),
+		metric.WithDescription("Bytes written to or read from the offload store.")); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", MetricOffloadBytes, err)
+	}
+	if !o.DisableSDKTracing {
+		t.sdkTracing, err = opentelemetry.NewTracingInterceptor(opentelemetry.TracerOptions{
+			Tracer: o.TracerProvider.Tracer(SDKTracerName),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("building the SDK tracing interceptor: %w", err)
+		}
 	}
 	return t, nil
 }
 
-// WrapCodec returns c wrapped so that each call is traced as stage.
-func (t *Telemetry) WrapCodec(stage string, c converter.PayloadCodec) converter.PayloadCodec {
-	return c
+// Options returns the options in effect, defaults applied.
+func (t *Telemetry) Options() Options { return t.opts }
+
+// SetOffloadEnabled tells telemetry whether the offload stage is configured. While it is off
+// (the default), inputs and results larger than Options.LimitSize fail early with
+// ErrPayloadTooLarge. Call it before the interceptors are in use.
+func (t *Telemetry) SetOffloadEnabled(enabled bool) { t.offloadEnabled.Store(enabled) }
+
+// SetDataConverter sets the DataConverter the payload-size interceptors measure with. It
+// defaults to the last converter returned by DataConverter. When dc was built by
+// Telemetry.DataConverter, measuring records no codec telemetry and skips the offload stage;
+// other stages (compression, encryption) run a second time.
+func (t *Telemetry) SetDataConverter(dc converter.DataConverter) {
+	if dc == nil {
+		t.measureDC.Store(nil)
+		return
+	}
+	t.measureDC.Store(&dc)
 }
 
-// DataConverter builds the Kit's DataConverter from parent and codecs (in NewCodecDataConverter order).
-func (t *Telemetry) DataConverter(parent converter.DataConverter, codecs []converter.PayloadCodec) converter.DataConverter {
-	return converter.NewCodecDataConverter(parent, codecs...)
+// KeyEvent records a key-provider call or a data-key cache lookup (codec.EncryptionOptions.OnKeyEvent).
+func (t *Telemetry) KeyEvent(e codec.KeyEvent) {
+	ctx := context.Background()
+	switch e.Kind {
+	case "kms":
+		t.kmsRequests.Add(ctx, 1, metric.WithAttributes(
+			attribute.String("operation", e.Operation), attribute.String("outcome", outcome(e.Err))))
+	case "cache":
+		result := "miss"
+		if e.Hit {
+			result = "hit"
+		}
+		t.kmsCache.Add(ctx, 1, metric.WithAttributes(
+			attribute.String("operation", e.Operation), attribute.String("result", result)))
+	}
 }
 
-// ClientInterceptors returns the client interceptors telemetry adds.
-func (t *Telemetry) ClientInterceptors() []sdkinterceptor.ClientInterceptor { return nil }
+// ObjectEvent records an offload store operation (offload.Options.OnObject). Failed operations
+// count as objects with outcome "error" and add no bytes.
+func (t *Telemetry) ObjectEvent(e offload.ObjectEvent) {
+	ctx := context.Background()
+	attrs := metric.WithAttributes(attribute.String("operation", e.Operation), attribute.String("outcome", outcome(e.Err)))
+	t.offloadObjects.Add(ctx, 1, attrs)
+	if e.Err == nil && e.Bytes > 0 {
+		t.offloadBytes.Add(ctx, e.Bytes, attrs)
+	}
+}
 
-// WorkerInterceptors returns the worker interceptors telemetry adds.
-func (t *Telemetry) WorkerInterceptors() []sdkinterceptor.WorkerInterceptor { return nil }
+// ClientInterceptors returns the client interceptors telemetry adds, outermost first: the
+// Temporal SDK's tracing interceptor (unless Options.DisableSDKTracing), then the payload-size
+// interceptor (unless Options.DisablePayloadSize).
+func (t *Telemetry) ClientInterceptors() []sdkinterceptor.ClientInterceptor {
+	var out []sdkinterceptor.ClientInterceptor
+	if t.sdkTracing != nil {
+		out = append(out, t.sdkTracing)
+	}
+	if !t.opts.DisablePayloadSize {
+		out = append(out, &sizeInterceptor{t: t})
+	}
+	return out
+}
+
+// WorkerInterceptors returns the worker interceptors telemetry adds. Unless
+// Options.DisablePayloadSize, the payload-size interceptors surround the Temporal SDK's tracing
+// interceptor (unless Options.DisableSDKTracing) so that they run inside its spans both ways:
+// the first measures activity inputs in workflows (outbound calls nest in reverse list order),
+// the last measures workflow and activity inputs and results.
+func (t *Telemetry) WorkerInterceptors() []sdkinterceptor.WorkerInterceptor {
+	var out []sdkinterceptor.WorkerInterceptor
+	if !t.opts.DisablePayloadSize {
+		out = append(out, &sizeOutboundInterceptor{t: t})
+	}
+	if t.sdkTracing != nil {
+		out = append(out, t.sdkTracing)
+	}
+	if !t.opts.DisablePayloadSize {
+		out = append(out, &sizeInterceptor{t: t})
+	}
+	return out
+}
+
+func outcome(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}

@@ -3,17 +3,34 @@ package offload
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"go.temporal.io/sdk/converter"
 )
 
-// Store holds offloaded payload bytes under content-addressed keys.
+// Store holds offloaded payload bytes under content-addressed keys. Implementations must be safe
+// for concurrent use, must copy the bytes they are given and return bytes the caller may keep,
+// and must return *Error values matching ErrNotFound, ErrTooLarge, ErrStore and (where it
+// applies) ErrRetryable. Every store in this package passes the storetest conformance suite.
 type Store interface {
-	// Name identifies the store in claims.
+	// Name identifies the store in claims. It must be stable across restarts.
 	Name() string
+	// Put stores data under key, replacing any object already there.
 	Put(ctx context.Context, key string, data []byte) error
+	// Get returns the object stored under key, or an error matching ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
+	// Exists reports whether an object is stored under key.
 	Exists(ctx context.Context, key string) (bool, error)
+}
+
+// BoundedGetter is implemented by stores that can refuse an object larger than a limit without
+// reading it whole. The codec and the storage driver use it, when available, so that a tampered
+// or unexpected object cannot exhaust memory. All stores of this package implement it.
+type BoundedGetter interface {
+	// GetBounded is Get, but fails with an error matching ErrTooLarge, without reading the
+	// object whole, when it is larger than maxBytes.
+	GetBounded(ctx context.Context, key string, maxBytes int64) ([]byte, error)
 }
 
 // Mode selects where offloading happens.
@@ -26,17 +43,47 @@ const (
 	ModeExternalStorage Mode = "external-storage"
 )
 
-// DefaultThreshold is the encoded payload size, in bytes, above which payloads are offloaded (256 KiB).
-const DefaultThreshold = 256 << 10
+// Defaults of Options.
+const (
+	// DefaultThreshold is the encoded payload size, in bytes, above which payloads are offloaded (256 KiB).
+	DefaultThreshold = 256 << 10
+	// DefaultPrefix is the first segment of codec object keys.
+	DefaultPrefix = "payloadkit"
+	// DefaultMaxPayloadSize is the largest encoded payload, in bytes, the stage stores or fetches (512 MiB).
+	DefaultMaxPayloadSize = 512 << 20
+	// DefaultConcurrency is the number of store calls one batch of payloads runs in parallel.
+	DefaultConcurrency = 8
+	// DefaultTimeout bounds each store call.
+	DefaultTimeout = 30 * time.Second
+	// DefaultDriverName is the storage driver name used in ModeExternalStorage.
+	DefaultDriverName = "payloadkit.offload"
+)
 
-// Options configure the offload stage.
+// Options configure the offload stage. The zero value of every field but Store means its default.
 type Options struct {
 	// Store receives offloaded payloads. Required.
 	Store Store
-	// Threshold in bytes. Defaults to DefaultThreshold.
+	// Threshold in bytes: payloads whose marshalled size (proto) is at or under it stay inline.
+	// Defaults to DefaultThreshold. In ModeExternalStorage it becomes the SDK's
+	// PayloadSizeThreshold, which offloads payloads of Threshold bytes or more.
 	Threshold int
 	// Mode defaults to ModeCodec.
 	Mode Mode
+	// Prefix is the first segment of object keys written by the codec
+	// (<Prefix>/<namespace>/sha256/<hex>). Defaults to DefaultPrefix. It must not start or end
+	// with "/" nor contain empty, "." or ".." segments.
+	Prefix string
+	// MaxPayloadSize bounds, in bytes, the marshalled payloads stored and the objects fetched.
+	// Larger payloads fail with ErrTooLarge. Defaults to DefaultMaxPayloadSize.
+	MaxPayloadSize int64
+	// Concurrency bounds the store calls run in parallel for one batch of payloads.
+	// Defaults to DefaultConcurrency. (In ModeExternalStorage the SDK's limits apply instead.)
+	Concurrency int
+	// Timeout bounds each store call. Defaults to DefaultTimeout.
+	Timeout time.Duration
+	// DriverName is the storage driver name in ModeExternalStorage; it is recorded in history and
+	// must not change once used. Defaults to DefaultDriverName.
+	DriverName string
 	// OnObject, if set, is called after each store operation (the Kit sets it to record
 	// telemetry). It must be fast and safe for concurrent use.
 	OnObject func(ObjectEvent)
@@ -54,12 +101,118 @@ type ObjectEvent struct {
 	Err error
 }
 
-// NewCodec returns the claim-check codec for opts.
-func NewCodec(opts *Options) (converter.PayloadCodec, error) {
-	return nil, fmt.Errorf("payloadkit: offload codec not implemented yet")
+// Operation names reported in ObjectEvent.Operation.
+const (
+	OpPut          = "put"
+	OpGet          = "get"
+	OpDeduplicated = "deduplicated"
+)
+
+// resolved is Options with defaults applied and values validated.
+type resolved struct {
+	store          Store
+	threshold      int
+	prefix         string
+	maxPayloadSize int64
+	concurrency    int
+	timeout        time.Duration
+	driverName     string
+	onObject       func(ObjectEvent)
 }
 
-// NewExternalStorage returns the SDK ExternalStorage configuration for opts (ModeExternalStorage).
+// resolve validates opts and applies defaults.
+func resolve(opts *Options) (resolved, error) {
+	if opts == nil {
+		return resolved{}, fmt.Errorf("offload: Options are required")
+	}
+	r := resolved{
+		store:          opts.Store,
+		threshold:      opts.Threshold,
+		prefix:         opts.Prefix,
+		maxPayloadSize: opts.MaxPayloadSize,
+		concurrency:    opts.Concurrency,
+		timeout:        opts.Timeout,
+		driverName:     opts.DriverName,
+		onObject:       opts.OnObject,
+	}
+	if r.store == nil {
+		return resolved{}, fmt.Errorf("offload: Store is required")
+	}
+	switch {
+	case r.threshold < 0:
+		return resolved{}, fmt.Errorf("offload: Threshold must not be negative, got %d", r.threshold)
+	case r.threshold == 0:
+		r.threshold = DefaultThreshold
+	}
+	switch {
+	case r.maxPayloadSize < 0:
+		return resolved{}, fmt.Errorf("offload: MaxPayloadSize must not be negative, got %d", r.maxPayloadSize)
+	case r.maxPayloadSize == 0:
+		r.maxPayloadSize = DefaultMaxPayloadSize
+	}
+	switch {
+	case r.concurrency < 0:
+		return resolved{}, fmt.Errorf("offload: Concurrency must not be negative, got %d", r.concurrency)
+	case r.concurrency == 0:
+		r.concurrency = DefaultConcurrency
+	}
+	switch {
+	case r.timeout < 0:
+		return resolved{}, fmt.Errorf("offload: Timeout must not be negative, got %s", r.timeout)
+	case r.timeout == 0:
+		r.timeout = DefaultTimeout
+	}
+	if r.prefix == "" {
+		r.prefix = DefaultPrefix
+	}
+	if err := validatePrefix(r.prefix); err != nil {
+		return resolved{}, err
+	}
+	if r.driverName == "" {
+		r.driverName = DefaultDriverName
+	}
+	return r, nil
+}
+
+func validatePrefix(p string) error {
+	if len(p) > 256 {
+		return fmt.Errorf("offload: Prefix is longer than 256 bytes")
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("offload: Prefix %q must not start or end with \"/\" nor contain empty, \".\" or \"..\" segments", p)
+		}
+	}
+	return nil
+}
+
+// NewCodec returns the claim-check codec for opts. The codec also implements
+// converter.PayloadCodecWithSerializationContext, so that object keys carry the namespace.
+func NewCodec(opts *Options) (converter.PayloadCodec, error) {
+	r, err := resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Codec{cfg: r, namespace: UnknownNamespace}, nil
+}
+
+// NewExternalStorage returns the SDK ExternalStorage configuration for opts (ModeExternalStorage):
+// one driver from NewStorageDriver over opts.Store, and PayloadSizeThreshold = opts.Threshold
+// (or DefaultThreshold).
 func NewExternalStorage(opts *Options) (converter.ExternalStorage, error) {
-	return converter.ExternalStorage{}, fmt.Errorf("payloadkit: external storage not implemented yet")
+	r, err := resolve(opts)
+	if err != nil {
+		return converter.ExternalStorage{}, err
+	}
+	d := &StorageDriver{
+		store:          r.store,
+		name:           r.driverName,
+		maxPayloadSize: r.maxPayloadSize,
+		timeout:        r.timeout,
+		onObject:       r.onObject,
+	}
+	return converter.ExternalStorage{
+		Drivers:              []converter.StorageDriver{d},
+		PayloadSizeThreshold: r.threshold,
+	}, nil
 }

@@ -176,6 +176,7 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	wfTime := time.Since(wfStart)
 
+	ended := spans.Ended() // before the report's own decoding adds spans
 	payloads, err := history.Payloads(ctx, c, run.GetID(), run.GetRunID())
 	if err != nil {
 		return err
@@ -206,7 +207,7 @@ func run(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(tw, "total\t\t%d\t%d\t%.3f\t\t\n", rawTotal, storedTotal, float64(storedTotal)/float64(max(rawTotal, 1)))
 	tw.Flush()
 
-	fmt.Fprintf(out, "\nSpans (codec stages nested in the SDK's spans):\n%s", interceptor.FormatSpanTree(spans.Ended()))
+	fmt.Fprintf(out, "\nSpans (codec stages nested in the SDK's spans):\n%s", interceptor.FormatSpanTree(ended))
 	return nil
 }
 

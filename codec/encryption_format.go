@@ -1,0 +1,264 @@
+package codec
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha512"
+	"encoding/binary"
+	"fmt"
+	"slices"
+)
+
+// Metadata written by the encryption codec on every encrypted payload.
+const (
+	// EncodingEncrypted is the encoding of payloads written by the encryption codec.
+	EncodingEncrypted = "binary/encrypted"
+	// MetadataEncryptionCipher is the metadata key holding the cipher (envelope format) name.
+	MetadataEncryptionCipher = "encryption-cipher"
+	// MetadataEncryptionKeyID is the metadata key holding the master key id; it must equal the
+	// key id stored in the authenticated header.
+	MetadataEncryptionKeyID = "encryption-key-id"
+	// CipherAES256GCMCommitV1 names envelope format version 1: AES-256-GCM with a per-message key
+	// and a key commitment derived with HKDF-SHA512 from the data key and a random 256-bit message id.
+	CipherAES256GCMCommitV1 = "AES256GCM-HKDF-SHA512-COMMIT/v1"
+)
+
+// ContextKeyNamespace is the encryption-context key holding the Temporal namespace.
+const ContextKeyNamespace = "namespace"
+
+// Bounds checked on every header before anything is sliced or allocated. Key providers and
+// the codec reject data keys and contexts that exceed them.
+const (
+	// MaxKeyIDLen is the largest master key id, in bytes.
+	MaxKeyIDLen = 2048
+	// MaxEncryptedDataKeyLen is the largest encrypted data key, in bytes.
+	MaxEncryptedDataKeyLen = 1024
+	// MaxContextPairs is the largest number of encryption-context pairs.
+	MaxContextPairs = 64
+	// MaxContextBytes bounds the sum of the lengths of all encryption-context keys and values.
+	MaxContextBytes = 8 << 10
+	// DataKeySize is the size of plaintext data keys and master keys, in bytes (AES-256).
+	DataKeySize = 32
+)
+
+// Envelope format version 1 (all integers big endian):
+//
+//	magic "PKE" | version 0x01
+//	u16 len | master key id           (1..MaxKeyIDLen bytes)
+//	u16 len | encrypted data key      (1..MaxEncryptedDataKeyLen bytes)
+//	message id                        (32 bytes, random per payload)
+//	key commitment                    (32 bytes)
+//	u16 n   | n × (u16 len | key, u16 len | value)   encryption context, keys strictly ascending
+//	AES-256-GCM ciphertext and 16-byte tag of the marshalled inner Payload; nonce zero, AAD = header
+//
+// The per-message AES key and the commitment key are HKDF-SHA512 expansions of
+// Extract(salt = message id, secret = data key) with the labels below. The key is unique per
+// message, so the all-zero nonce is never reused under one key.
+const (
+	formatMagic     = "PKE"
+	formatVersionV1 = 0x01
+	messageIDSize   = 32
+	commitmentSize  = 32
+	gcmTagSize      = 16
+	labelDeriveKey  = "payloadkit/v1 DERIVEKEY"
+	labelCommitKey  = "payloadkit/v1 COMMITKEY"
+)
+
+var zeroNonce [12]byte
+
+// envelopeHeader is a parsed envelope header. Byte slices alias the parsed input.
+type envelopeHeader struct {
+	keyID      string
+	edk        []byte
+	messageID  []byte
+	commitment []byte
+	context    map[string]string
+	// cacheKey identifies (key id, encrypted data key, context) unambiguously.
+	cacheKey string
+	// raw is the whole header, the GCM additional data.
+	raw []byte
+}
+
+// appendContext appends the canonical serialization of m (count, then pairs sorted by key) to
+// dst, checking the context bounds.
+func appendContext(dst []byte, m map[string]string) ([]byte, error) {
+	if len(m) > MaxContextPairs {
+		return nil, fmt.Errorf("encryption context has %d pairs, limit %d", len(m), MaxContextPairs)
+	}
+	keys := make([]string, 0, len(m))
+	total := 0
+	for k, v := range m {
+		if k == "" {
+			return nil, fmt.Errorf("encryption context has an empty key")
+		}
+		total += len(k) + len(v)
+		keys = append(keys, k)
+	}
+	if total > MaxContextBytes {
+		return nil, fmt.Errorf("encryption context is %d bytes, limit %d", total, MaxContextBytes)
+	}
+	slices.Sort(keys)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(keys)))
+	for _, k := range keys {
+		dst = appendString16(dst, k)
+		dst = appendString16(dst, m[k])
+	}
+	return dst, nil
+}
+
+// canonicalContext returns the canonical serialization of m.
+func canonicalContext(m map[string]string) ([]byte, error) {
+	return appendContext(nil, m)
+}
+
+func appendString16(dst []byte, s string) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
+	return append(dst, s...)
+}
+
+// appendHeader appends a version 1 header to dst. ctx is the canonical context serialization.
+func appendHeader(dst []byte, keyID string, edk, messageID, commitment, ctx []byte) []byte {
+	dst = append(dst, formatMagic...)
+	dst = append(dst, formatVersionV1)
+	dst = appendString16(dst, keyID)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(edk)))
+	dst = append(dst, edk...)
+	dst = append(dst, messageID...)
+	dst = append(dst, commitment...)
+	return append(dst, ctx...)
+}
+
+// headerReader reads bounded fields from a byte slice; the first failure sticks.
+type headerReader struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (r *headerReader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+	}
+}
+
+func (r *headerReader) bytes(n int, what string) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(r.b)-r.off {
+		r.fail("%s: need %d bytes at offset %d, have %d", what, n, r.off, len(r.b)-r.off)
+		return nil
+	}
+	out := r.b[r.off : r.off+n : r.off+n]
+	r.off += n
+	return out
+}
+
+func (r *headerReader) u16(what string) int {
+	b := r.bytes(2, what+" length")
+	if b == nil {
+		return 0
+	}
+	return int(binary.BigEndian.Uint16(b))
+}
+
+// field reads a u16 length-prefixed field of min..max bytes, checking the bound before slicing.
+func (r *headerReader) field(what string, minLen, maxLen int) []byte {
+	n := r.u16(what)
+	if r.err != nil {
+		return nil
+	}
+	if n < minLen || n > maxLen {
+		r.fail("%s length %d out of bounds [%d, %d]", what, n, minLen, maxLen)
+		return nil
+	}
+	return r.bytes(n, what)
+}
+
+// parseHeader parses the header at the start of data and returns it with the ciphertext.
+func parseHeader(data []byte) (*envelopeHeader, []byte, error) {
+	r := &headerReader{b: data}
+	magic := r.bytes(len(formatMagic)+1, "magic")
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	if string(magic[:len(formatMagic)]) != formatMagic {
+		return nil, nil, fmt.Errorf("%w: bad magic", ErrMalformed)
+	}
+	if magic[len(formatMagic)] != formatVersionV1 {
+		return nil, nil, fmt.Errorf("%w: unsupported format version %d", ErrMalformed, magic[len(formatMagic)])
+	}
+	h := &envelopeHeader{}
+	keyStart := r.off
+	h.keyID = string(r.field("key id", 1, MaxKeyIDLen))
+	h.edk = r.field("encrypted data key", 1, MaxEncryptedDataKeyLen)
+	keyEnd := r.off
+	h.messageID = r.bytes(messageIDSize, "message id")
+	h.commitment = r.bytes(commitmentSize, "key commitment")
+	ctxStart := r.off
+	n := r.u16("encryption context")
+	if r.err == nil && n > MaxContextPairs {
+		r.fail("encryption context has %d pairs, limit %d", n, MaxContextPairs)
+	}
+	if r.err == nil && n > 0 {
+		h.context = make(map[string]string, n)
+	}
+	total := 0
+	prev := ""
+	for i := 0; i < n && r.err == nil; i++ {
+		k := r.field("context key", 1, MaxContextBytes-total)
+		if r.err != nil {
+			break
+		}
+		total += len(k)
+		v := r.field("context value", 0, MaxContextBytes-total)
+		total += len(v)
+		if r.err != nil {
+			break
+		}
+		if i > 0 && string(k) <= prev {
+			r.fail("encryption context keys not strictly ascending")
+			break
+		}
+		prev = string(k)
+		h.context[prev] = string(v)
+	}
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	h.raw = data[:r.off:r.off]
+	ct := data[r.off:]
+	if len(ct) < gcmTagSize {
+		return nil, nil, fmt.Errorf("%w: ciphertext is %d bytes, shorter than the %d-byte tag", ErrMalformed, len(ct), gcmTagSize)
+	}
+	h.cacheKey = string(data[keyStart:keyEnd]) + string(data[ctxStart:r.off])
+	return h, ct, nil
+}
+
+// deriveKeys derives the per-message AES key and the key commitment from a data key.
+func deriveKeys(dataKey, messageID []byte) (aesKey, commitment []byte, err error) {
+	prk, err := hkdf.Extract(sha512.New, dataKey, messageID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(prk)
+	aesKey, err = hkdf.Expand(sha512.New, prk, labelDeriveKey, DataKeySize)
+	if err != nil {
+		return nil, nil, err
+	}
+	commitment, err = hkdf.Expand(sha512.New, prk, labelCommitKey, commitmentSize)
+	if err != nil {
+		clear(aesKey)
+		return nil, nil, err
+	}
+	return aesKey, commitment, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}

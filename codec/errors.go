@@ -1,0 +1,24 @@
+package codec
+
+import "errors"
+
+// Sentinel errors of the encryption stage and of key providers. Errors returned by the
+// encryption codec, the static keyring and other KeyProvider implementations wrap these, so
+// callers can test them with errors.Is.
+var (
+	// ErrMalformed reports an encrypted payload or header that is malformed, truncated, or
+	// declares a length out of bounds.
+	ErrMalformed = errors.New("payloadkit: malformed encrypted payload")
+	// ErrDecrypt reports failed authentication: wrong key, tampered data or metadata, or a key
+	// commitment mismatch.
+	ErrDecrypt = errors.New("payloadkit: decryption failed")
+	// ErrUnknownKey reports a master key id the key provider does not know.
+	ErrUnknownKey = errors.New("payloadkit: unknown master key")
+	// ErrKeyDisabled reports a master key that exists but is disabled.
+	ErrKeyDisabled = errors.New("payloadkit: master key disabled")
+	// ErrNamespaceMismatch reports a payload whose stored namespace differs from the current one.
+	ErrNamespaceMismatch = errors.New("payloadkit: encryption context namespace mismatch")
+	// ErrRetryable reports a key-provider call that failed transiently (throttled, unavailable,
+	// timed out); retrying may succeed.
+	ErrRetryable = errors.New("payloadkit: key provider temporarily unavailable")
+)

@@ -1,0 +1,329 @@
+package interceptor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"testing"
+
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/proto"
+)
+
+func mustPayloads(t *testing.T, values ...any) []*commonpb.Payload {
+	t.Helper()
+	ps, err := converter.GetDefaultDataConverter().ToPayloads(values...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps.Payloads
+}
+
+func TestTracedCodecRecordsSpanAndMetrics(t *testing.T) {
+	r := newRecorder(t, Options{})
+	inner := newXorCodec()
+	c := r.tel.WrapCodec(StageCompression, inner)
+
+	in := mustPayloads(t, "hello", 42)
+	inCopy := []*commonpb.Payload{proto.Clone(in[0]).(*commonpb.Payload), proto.Clone(in[1]).(*commonpb.Payload)}
+	out, err := c.Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range in {
+		if !proto.Equal(in[i], inCopy[i]) {
+			t.Fatalf("input payload %d mutated", i)
+		}
+	}
+	back, err := c.Decode(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(back[0], in[0]) || !proto.Equal(back[1], in[1]) {
+		t.Fatal("round trip changed payloads")
+	}
+
+	enc := r.ended("payloadkit.compression.encode")
+	dec := r.ended("payloadkit.compression.decode")
+	if len(enc) != 1 || len(dec) != 1 {
+		t.Fatalf("spans: %d encode, %d decode, want 1 and 1", len(enc), len(dec))
+	}
+	inSize, outSize := payloadsSize(in), payloadsSize(out)
+	if inSize == outSize {
+		t.Fatal("test codec must change sizes")
+	}
+	for _, tc := range []struct {
+		span    sdktrace.ReadOnlySpan
+		op      string
+		in, out int64
+	}{{enc[0], "encode", inSize, outSize}, {dec[0], "decode", outSize, inSize}} {
+		want := map[string]string{
+			"payloadkit.stage":         "compression",
+			"payloadkit.operation":     tc.op,
+			"payloadkit.payload.count": "2",
+			"payloadkit.bytes.in":      strconv.FormatInt(tc.in, 10),
+			"payloadkit.bytes.out":     strconv.FormatInt(tc.out, 10),
+			"payloadkit.outcome":       "ok",
+		}
+		for k, v := range want {
+			if got, ok := spanAttr(tc.span, k); !ok || got != v {
+				t.Errorf("%s span %s = %q, want %q", tc.op, k, got, v)
+			}
+		}
+		if tc.span.Status().Code != codes.Unset {
+			t.Errorf("%s span status %v, want Unset", tc.op, tc.span.Status())
+		}
+	}
+
+	m := r.metrics(t)
+	for _, op := range []string{"encode", "decode"} {
+		dps := histFloat(t, m[MetricCodecDuration], map[string]string{"stage": "compression", "operation": op, "outcome": "ok"})
+		if len(dps) != 1 || dps[0].Count != 1 {
+			t.Errorf("%s duration points %+v, want one point with count 1", op, dps)
+		}
+	}
+	for _, tc := range []struct {
+		op, pos string
+		want    int64
+	}{
+		{"encode", "before", inSize}, {"encode", "after", outSize},
+		{"decode", "before", outSize}, {"decode", "after", inSize},
+	} {
+		dps := histInt(t, m[MetricPayloadSize], map[string]string{"stage": "compression", "operation": tc.op, "position": tc.pos})
+		if len(dps) != 1 || dps[0].Count != 1 || dps[0].Sum != tc.want {
+			t.Errorf("payload.size %s/%s = %+v, want one point summing %d", tc.op, tc.pos, dps, tc.want)
+		}
+	}
+}
+
+var errTestKeyMissing = errors.New("test: key missing")
+
+func TestTracedCodecErrorStatus(t *testing.T) {
+	r := newRecorder(t, Options{})
+	inner := newXorCodec()
+	inner.fail = fmt.Errorf("encrypt [key=k1]: %w", errTestKeyMissing)
+	c := r.tel.WrapCodec(StageEncryption, inner)
+
+	if _, err := c.Encode(mustPayloads(t, "x")); !errors.Is(err, errTestKeyMissing) {
+		t.Fatalf("Encode error %v, want errTestKeyMissing", err)
+	}
+	spans := r.ended("payloadkit.encryption.encode")
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	s := spans[0]
+	if s.Status().Code != codes.Error || s.Status().Description != inner.fail.Error() {
+		t.Errorf("status %+v, want Error with the error text", s.Status())
+	}
+	if got, _ := spanAttr(s, "error.type"); got != errTestKeyMissing.Error() {
+		t.Errorf("error.type %q, want the sentinel %q", got, errTestKeyMissing.Error())
+	}
+	if got, _ := spanAttr(s, "payloadkit.outcome"); got != "error" {
+		t.Errorf("outcome %q, want error", got)
+	}
+	var exception bool
+	for _, e := range s.Events() {
+		exception = exception || e.Name == "exception"
+	}
+	if !exception {
+		t.Error("RecordError event missing")
+	}
+	dps := histFloat(t, r.metrics(t)[MetricCodecDuration], map[string]string{"stage": "encryption", "operation": "encode", "outcome": "error"})
+	if len(dps) != 1 || dps[0].Count != 1 {
+		t.Errorf("error duration points %+v, want one", dps)
+	}
+}
+
+type customErr struct{}
+
+func (customErr) Error() string { return "custom" }
+
+func TestErrorType(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{errTestKeyMissing, "test: key missing"},
+		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", errTestKeyMissing)), "test: key missing"},
+		{fmt.Errorf("%w: %w", errTestKeyMissing, customErr{}), "test: key missing"},
+		{fmt.Errorf("wrapped: %w", customErr{}), "interceptor.customErr"},
+		{&fs.PathError{Op: "open", Path: "x", Err: fs.ErrNotExist}, "*fs.PathError"},
+		{fmt.Errorf("no wrap %v", customErr{}), "*errors.errorString"},
+	} {
+		got := errorType(tc.err)
+		if tc.want == "*errors.errorString" {
+			// An unwrapped fmt.Errorf is an errors.errorString: its text is its name.
+			tc.want = tc.err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("errorType(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestDataConverterMatchesCodecDataConverter(t *testing.T) {
+	for _, name := range []string{"recording", "disabled"} {
+		t.Run(name, func(t *testing.T) {
+			opts := Options{}
+			if name == "disabled" {
+				opts.DisableCodecTracing = true
+			}
+			r := newRecorder(t, opts)
+			a, b := newXorCodec(), newXorCodec()
+			b.key = 0x33
+			dc := r.tel.DataConverter(converter.GetDefaultDataConverter(),
+				[]converter.PayloadCodec{r.tel.WrapCodec(StageEncryption, a), r.tel.WrapCodec(StageCompression, b)})
+			plain := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), a, b)
+
+			// Every context-aware variant must encode exactly like the plain converter.
+			variants := map[string]converter.DataConverter{
+				"plain":      dc,
+				"ctx":        dc.(workflow.ContextAware).WithContext(context.Background()),
+				"sc":         dc.(converter.DataConverterWithSerializationContext).WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "ns"}),
+				"ctx+sc":     dc.(workflow.ContextAware).WithContext(context.Background()).(converter.DataConverterWithSerializationContext).WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "ns"}),
+				"sc+ctx":     dc.(converter.DataConverterWithSerializationContext).WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "ns"}).(workflow.ContextAware).WithContext(context.Background()),
+				"dc-wrapped": workflow.DataConverterWithoutDeadlockDetection(dc).(workflow.ContextAware).WithContext(context.Background()),
+			}
+			want, err := plain.ToPayloads("v", 1, []byte{1, 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for vname, v := range variants {
+				got, err := v.ToPayloads("v", 1, []byte{1, 2})
+				if err != nil {
+					t.Fatalf("%s: %v", vname, err)
+				}
+				if !proto.Equal(got, want) {
+					t.Errorf("%s: payloads differ from NewCodecDataConverter", vname)
+				}
+				var s string
+				var n int
+				var bs []byte
+				if err := v.FromPayloads(got, &s, &n, &bs); err != nil || s != "v" || n != 1 || len(bs) != 2 {
+					t.Errorf("%s: FromPayloads = %q %d %v, %v", vname, s, n, bs, err)
+				}
+				if str := v.ToString(got.Payloads[0]); str != `"v"` && str != "v" {
+					t.Errorf("%s: ToString = %q", vname, str)
+				}
+			}
+			spans := len(r.ended(""))
+			if name == "disabled" && spans != 0 {
+				t.Errorf("%d spans with DisableCodecTracing, want 0", spans)
+			}
+			if name == "recording" && spans == 0 {
+				t.Error("no spans recorded")
+			}
+		})
+	}
+}
+
+func TestSerializationContextForwarded(t *testing.T) {
+	r := newRecorder(t, Options{})
+	inner := newXorCodec()
+	dc := r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{r.tel.WrapCodec(StageEncryption, inner)})
+	sc := converter.ActivitySerializationContext{Namespace: "ns", WorkflowID: "wf", ActivityType: "Act"}
+
+	tr := r.tel.opts.TracerProvider.Tracer("test")
+	ctx, parent := tr.Start(context.Background(), "parent")
+	defer parent.End()
+
+	orders := map[string]converter.DataConverter{
+		"sc then ctx": dc.(converter.DataConverterWithSerializationContext).WithSerializationContext(sc).(workflow.ContextAware).WithContext(ctx),
+		"ctx then sc": dc.(workflow.ContextAware).WithContext(ctx).(converter.DataConverterWithSerializationContext).WithSerializationContext(sc),
+	}
+	for name, v := range orders {
+		before := len(inner.log.contexts())
+		if _, err := v.ToPayload("x"); err != nil {
+			t.Fatal(err)
+		}
+		seen := inner.log.contexts()[before:]
+		if len(seen) != 1 || seen[0] != sc {
+			t.Errorf("%s: codec saw %v, want %v", name, seen, sc)
+		}
+		spans := r.ended("payloadkit.encryption.encode")
+		last := spans[len(spans)-1]
+		if last.Parent().SpanID() != parent.SpanContext().SpanID() {
+			t.Errorf("%s: codec span parent %v, want %v", name, last.Parent().SpanID(), parent.SpanContext().SpanID())
+		}
+	}
+	// Unbound use stays context-free.
+	before := len(inner.log.contexts())
+	if _, err := dc.ToPayload("x"); err != nil {
+		t.Fatal(err)
+	}
+	if seen := inner.log.contexts()[before:]; len(seen) != 1 || seen[0] != nil {
+		t.Errorf("unbound converter passed %v, want no serialization context", seen)
+	}
+}
+
+func TestCodecSpanIsChildOfContextSpan(t *testing.T) {
+	r := newRecorder(t, Options{})
+	dc := r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{
+		r.tel.WrapCodec(StageEncryption, newXorCodec()), r.tel.WrapCodec(StageCompression, newXorCodec()),
+	})
+	ctx, parent := r.tel.opts.TracerProvider.Tracer("test").Start(context.Background(), "RunActivity:Act")
+	p, err := dc.(workflow.ContextAware).WithContext(ctx).ToPayload("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.(workflow.ContextAware).WithContext(ctx).FromPayload(p, new(string)); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	for _, name := range []string{
+		"payloadkit.compression.encode", "payloadkit.encryption.encode",
+		"payloadkit.encryption.decode", "payloadkit.compression.decode",
+	} {
+		spans := r.ended(name)
+		if len(spans) != 1 {
+			t.Fatalf("%s: %d spans, want 1", name, len(spans))
+		}
+		if spans[0].Parent().SpanID() != parent.SpanContext().SpanID() || spans[0].SpanContext().TraceID() != parent.SpanContext().TraceID() {
+			t.Errorf("%s is not a child of the context span", name)
+		}
+	}
+	// Without a bound context, codec spans are roots.
+	if _, err := dc.ToPayload("y"); err != nil {
+		t.Fatal(err)
+	}
+	spans := r.ended("payloadkit.compression.encode")
+	if spans[len(spans)-1].Parent().IsValid() {
+		t.Error("unbound codec span has a parent")
+	}
+}
+
+func TestMeasuringSkipsOffloadAndTelemetry(t *testing.T) {
+	r := newRecorder(t, Options{})
+	off := newXorCodec()
+	comp := newXorCodec()
+	dc := r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{
+		r.tel.WrapCodec(StageOffload, off), r.tel.WrapCodec(StageCompression, comp),
+	})
+	size, ok := r.tel.measure(context.Background(), nil, nil, []any{"abc"})
+	if !ok {
+		t.Fatal("measure failed")
+	}
+	if off.log.encodes() != 0 {
+		t.Error("measuring ran the offload stage")
+	}
+	if comp.log.encodes() != 1 {
+		t.Errorf("compression ran %d times, want 1", comp.log.encodes())
+	}
+	if n := len(r.ended("")); n != 0 {
+		t.Errorf("measuring recorded %d spans", n)
+	}
+	want, err := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), comp).ToPayloads("abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size != int64(proto.Size(want)) {
+		t.Errorf("measured %d, want %d", size, proto.Size(want))
+	}
+	_ = dc
+}

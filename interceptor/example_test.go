@@ -1,0 +1,40 @@
+package interceptor_test
+
+import (
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/payloadkit/payloadkit/interceptor"
+)
+
+func ExampleFormatSpanTree() {
+	tid := trace.TraceID{1}
+	sc := func(id byte) trace.SpanContext {
+		return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: trace.SpanID{id}})
+	}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	stub := func(id, parent byte, name string, start, dur time.Duration) tracetest.SpanStub {
+		s := tracetest.SpanStub{Name: name, SpanContext: sc(id), StartTime: t0.Add(start), EndTime: t0.Add(start + dur)}
+		if parent != 0 {
+			s.Parent = sc(parent)
+		}
+		return s
+	}
+	run := stub(1, 0, "RunWorkflow:Greet", 0, 3*time.Millisecond)
+	run.Attributes = append(run.Attributes, interceptor.AttrInputBytes.Int64(1234))
+	start := stub(2, 1, "StartActivity:Shout", time.Millisecond, time.Millisecond)
+	enc := stub(3, 2, "payloadkit.compression.encode", time.Millisecond, 120*time.Microsecond)
+	enc.Attributes = append(enc.Attributes, interceptor.AttrBytesIn.Int64(65536), interceptor.AttrBytesOut.Int64(2048))
+	act := stub(4, 2, "RunActivity:Shout", 1500*time.Microsecond, 400*time.Microsecond)
+
+	spans := tracetest.SpanStubs{act, enc, start, run}.Snapshots()
+	fmt.Print(interceptor.FormatSpanTree(spans))
+	// Output:
+	// RunWorkflow:Greet 3ms input=1.2KiB
+	// └─ StartActivity:Shout 1ms
+	//    ├─ payloadkit.compression.encode 120µs 64.0KiB -> 2.0KiB
+	//    └─ RunActivity:Shout 400µs
+}

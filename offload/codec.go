@@ -1,0 +1,271 @@
+package offload
+
+import (
+	"context"
+	"errors"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+)
+
+// Codec is the claim-check payload codec returned by NewCodec.
+//
+// Encode replaces each payload whose marshalled size is above the threshold by a claim (see
+// EncodingClaimCheck) after storing the marshalled payload under
+// <prefix>/<namespace>/sha256/<hex>; an object already present is not uploaded again. Decode
+// fetches the object of each claim, checks its size and SHA-256, and restores the payload; other
+// payloads pass through. Inputs are never mutated. A Codec is safe for concurrent use.
+type Codec struct {
+	cfg       resolved
+	namespace string
+}
+
+var (
+	_ converter.PayloadCodec                         = (*Codec)(nil)
+	_ converter.PayloadCodecWithSerializationContext = (*Codec)(nil)
+)
+
+// marshalOptions makes the stored bytes, hence the keys, independent of map iteration order.
+var marshalOptions = proto.MarshalOptions{Deterministic: true}
+
+// WithSerializationContext returns a codec writing keys under the namespace of sc (workflow and
+// activity contexts); other contexts use UnknownNamespace. Decoding does not depend on it: a
+// claim names its key.
+func (c *Codec) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
+	ns := UnknownNamespace
+	switch s := sc.(type) {
+	case converter.WorkflowSerializationContext:
+		ns = s.Namespace
+	case converter.ActivitySerializationContext:
+		ns = s.Namespace
+	}
+	if ns == "" {
+		ns = UnknownNamespace
+	}
+	return &Codec{cfg: c.cfg, namespace: ns}
+}
+
+// Namespace returns the namespace segment of the keys this codec writes.
+func (c *Codec) Namespace() string { return c.namespace }
+
+type putJob struct {
+	indices []int
+	data    []byte
+	claim   Claim
+}
+
+// Encode implements converter.PayloadCodec.
+func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(payloads))
+	var jobs []*putJob
+	byKey := map[string]*putJob{}
+	storeName := c.cfg.store.Name()
+	for i, p := range payloads {
+		size := proto.Size(p)
+		if size <= c.cfg.threshold {
+			out[i] = p
+			continue
+		}
+		if int64(size) > c.cfg.maxPayloadSize {
+			return nil, newError("encode", storeName, "", ErrTooLarge, nil,
+				"payload of %d bytes exceeds MaxPayloadSize %d", size, c.cfg.maxPayloadSize)
+		}
+		data, err := marshalOptions.Marshal(p)
+		if err != nil {
+			return nil, newError("encode", storeName, "", ErrStore, err, "marshalling payload")
+		}
+		sum := sha256Hex(data)
+		key := CodecKey(c.cfg.prefix, c.namespace, sum)
+		if j, ok := byKey[key]; ok {
+			j.indices = append(j.indices, i)
+			continue
+		}
+		j := &putJob{indices: []int{i}, data: data, claim: Claim{Store: storeName, Key: key, Size: int64(len(data)), SHA256: sum}}
+		byKey[key] = j
+		jobs = append(jobs, j)
+	}
+	if len(jobs) == 0 {
+		return out, nil
+	}
+	g := errgroup.Group{}
+	g.SetLimit(c.cfg.concurrency)
+	for _, j := range jobs {
+		g.Go(func() error { return c.put(j) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, j := range jobs {
+		for _, i := range j.indices {
+			cp, err := j.claim.Payload()
+			if err != nil {
+				return nil, err
+			}
+			out[i] = cp
+		}
+	}
+	return out, nil
+}
+
+// put stores one object unless it exists, reporting "put" or "deduplicated".
+func (c *Codec) put(j *putJob) error {
+	key := j.claim.Key
+	exists, err := c.exists(key)
+	if err != nil {
+		c.report(OpPut, key, j.claim.Size, err)
+		return err
+	}
+	if exists {
+		c.report(OpDeduplicated, key, j.claim.Size, nil)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.timeout)
+	defer cancel()
+	err = wrapStoreError("put", c.cfg.store.Name(), key, c.cfg.store.Put(ctx, key, j.data))
+	c.report(OpPut, key, j.claim.Size, err)
+	return err
+}
+
+func (c *Codec) exists(key string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.timeout)
+	defer cancel()
+	ok, err := c.cfg.store.Exists(ctx, key)
+	return ok, wrapStoreError("exists", c.cfg.store.Name(), key, err)
+}
+
+type getJob struct {
+	indices []int
+	claim   Claim
+	payload *commonpb.Payload
+}
+
+// Decode implements converter.PayloadCodec.
+func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(payloads))
+	var jobs []*getJob
+	byKey := map[string]*getJob{}
+	storeName := c.cfg.store.Name()
+	for i, p := range payloads {
+		if !IsClaim(p) {
+			out[i] = p
+			continue
+		}
+		cl, err := ParseClaim(p)
+		if err != nil {
+			return nil, err
+		}
+		if cl.Store != storeName {
+			return nil, newError("decode", storeName, cl.Key, ErrStore, nil,
+				"the claim names store %q, this codec's store is %q", cl.Store, storeName)
+		}
+		if cl.Size > c.cfg.maxPayloadSize {
+			return nil, newError("decode", storeName, cl.Key, ErrTooLarge, nil,
+				"claimed object of %d bytes exceeds MaxPayloadSize %d", cl.Size, c.cfg.maxPayloadSize)
+		}
+		if j, ok := byKey[cl.Key]; ok {
+			if j.claim != cl {
+				return nil, newError("decode", storeName, cl.Key, ErrIntegrity, nil,
+					"two claims name the same key with different sizes or digests")
+			}
+			j.indices = append(j.indices, i)
+			continue
+		}
+		j := &getJob{indices: []int{i}, claim: cl}
+		byKey[cl.Key] = j
+		jobs = append(jobs, j)
+	}
+	if len(jobs) == 0 {
+		return out, nil
+	}
+	g := errgroup.Group{}
+	g.SetLimit(c.cfg.concurrency)
+	for _, j := range jobs {
+		g.Go(func() error {
+			var err error
+			j.payload, err = c.get(j.claim)
+			c.report(OpGet, j.claim.Key, j.claim.Size, err)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, j := range jobs {
+		for n, i := range j.indices {
+			if n == 0 {
+				out[i] = j.payload
+			} else {
+				out[i] = proto.Clone(j.payload).(*commonpb.Payload)
+			}
+		}
+	}
+	return out, nil
+}
+
+// get fetches, verifies and unmarshals the object of cl.
+func (c *Codec) get(cl Claim) (*commonpb.Payload, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.timeout)
+	defer cancel()
+	data, err := fetchVerified(ctx, c.cfg.store, cl.Key, cl.Size, c.cfg.maxPayloadSize, cl.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	p := &commonpb.Payload{}
+	if err := proto.Unmarshal(data, p); err != nil {
+		return nil, newError("decode", cl.Store, cl.Key, ErrIntegrity, err, "unmarshalling stored payload")
+	}
+	return p, nil
+}
+
+// fetchVerified reads the object under key and checks its size and SHA-256. When size is
+// negative (unknown) the object is bounded by limit instead; stores implementing BoundedGetter
+// then refuse a larger object without reading it whole.
+func fetchVerified(ctx context.Context, store Store, key string, size, limit int64, sum string) ([]byte, error) {
+	name := store.Name()
+	if size >= 0 {
+		limit = size
+	}
+	var data []byte
+	var err error
+	if bg, ok := store.(BoundedGetter); ok {
+		data, err = bg.GetBounded(ctx, key, limit)
+	} else {
+		data, err = store.Get(ctx, key)
+		if err == nil && int64(len(data)) > limit {
+			err = newError("get", name, key, ErrTooLarge, nil, "object has %d bytes, the limit is %d", len(data), limit)
+		}
+	}
+	if errors.Is(err, ErrTooLarge) && size >= 0 {
+		return nil, newError("get", name, key, ErrIntegrity, nil, "object is larger than the claimed %d bytes", size)
+	}
+	if err != nil {
+		return nil, wrapStoreError("get", name, key, err)
+	}
+	if size >= 0 && int64(len(data)) != size {
+		return nil, newError("get", name, key, ErrIntegrity, nil, "object has %d bytes, the claim says %d", len(data), size)
+	}
+	if got := sha256Hex(data); got != sum {
+		return nil, newError("get", name, key, ErrIntegrity, nil, "object SHA-256 is %s, the claim says %s", got, sum)
+	}
+	return data, nil
+}
+
+func (c *Codec) report(op, key string, size int64, err error) {
+	if c.cfg.onObject != nil {
+		c.cfg.onObject(ObjectEvent{Operation: op, Key: key, Bytes: size, Err: err})
+	}
+}
+
+// wrapStoreError returns nil for nil, err itself when it already is an *Error, and otherwise an
+// *Error of kind ErrStore (retryable for deadlines) naming op, store and key.
+func wrapStoreError(op, store, key string, err error) error {
+	if err == nil || asOffloadError(err) {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return contextError(op, store, key, err)
+	}
+	return newError(op, store, key, ErrStore, err, "")
+}

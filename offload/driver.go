@@ -1,0 +1,240 @@
+package offload
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+)
+
+// DriverType is the StorageDriver.Type of the driver returned by NewStorageDriver.
+const DriverType = "payloadkit.offload"
+
+// Claim data keys of the storage driver. They match those of the Temporal SDKs' S3 storage
+// drivers (bucket, key, hash_algorithm, hash_value), so that claims written by an S3Store-backed
+// driver can be read by those drivers and the other way round; size is added and optional.
+const (
+	DriverClaimBucket        = "bucket"
+	DriverClaimKey           = "key"
+	DriverClaimHashAlgorithm = "hash_algorithm"
+	DriverClaimHashValue     = "hash_value"
+	DriverClaimSize          = "size"
+)
+
+// StorageDriver implements the Temporal SDK's experimental converter.StorageDriver over a Store,
+// with the object key layout of DriverKey. Store marshals every payload and checks its size before
+// uploading anything, skips the upload of objects that already exist, and runs each store call
+// inside the SDK's limiter permit (StorageDriverStoreContext.Limiter), so the SDK's
+// ExternalStorageConcurrency limits apply. Retrieve bounds, fetches and verifies each object.
+type StorageDriver struct {
+	store          Store
+	name           string
+	maxPayloadSize int64
+	timeout        time.Duration
+	onObject       func(ObjectEvent)
+}
+
+var _ converter.StorageDriver = (*StorageDriver)(nil)
+
+// DriverOption configures NewStorageDriver.
+type DriverOption func(*StorageDriver)
+
+// WithDriverName sets the driver name recorded in history with every reference. Defaults to
+// DefaultDriverName. It must not change once used.
+func WithDriverName(name string) DriverOption { return func(d *StorageDriver) { d.name = name } }
+
+// WithDriverMaxPayloadSize bounds marshalled payloads and fetched objects, in bytes. Defaults to
+// DefaultMaxPayloadSize.
+func WithDriverMaxPayloadSize(n int64) DriverOption {
+	return func(d *StorageDriver) { d.maxPayloadSize = n }
+}
+
+// WithDriverTimeout bounds each store call. Defaults to DefaultTimeout.
+func WithDriverTimeout(t time.Duration) DriverOption { return func(d *StorageDriver) { d.timeout = t } }
+
+// WithDriverOnObject sets a function called after each store operation.
+func WithDriverOnObject(fn func(ObjectEvent)) DriverOption {
+	return func(d *StorageDriver) { d.onObject = fn }
+}
+
+// NewStorageDriver returns a converter.StorageDriver storing payloads in store.
+func NewStorageDriver(store Store, opts ...DriverOption) (*StorageDriver, error) {
+	o := &Options{Store: store}
+	d := &StorageDriver{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(d)
+		}
+	}
+	o.DriverName, o.MaxPayloadSize, o.Timeout, o.OnObject = d.name, d.maxPayloadSize, d.timeout, d.onObject
+	r, err := resolve(o)
+	if err != nil {
+		return nil, err
+	}
+	return &StorageDriver{store: r.store, name: r.driverName, maxPayloadSize: r.maxPayloadSize, timeout: r.timeout, onObject: r.onObject}, nil
+}
+
+// Name returns the driver name.
+func (d *StorageDriver) Name() string { return d.name }
+
+// Type returns DriverType.
+func (d *StorageDriver) Type() string { return DriverType }
+
+type driverObject struct {
+	data []byte
+	key  string
+	sum  string
+}
+
+// Store implements converter.StorageDriver.
+func (d *StorageDriver) Store(ctx converter.StorageDriverStoreContext, payloads []*commonpb.Payload) ([]converter.StorageDriverClaim, error) {
+	storeName := d.store.Name()
+	objects := make([]driverObject, len(payloads))
+	for i, p := range payloads {
+		if size := proto.Size(p); int64(size) > d.maxPayloadSize {
+			return nil, newError("put", storeName, "", ErrTooLarge, nil, "payload of %d bytes exceeds the maximum %d", size, d.maxPayloadSize)
+		}
+		data, err := marshalOptions.Marshal(p)
+		if err != nil {
+			return nil, newError("put", storeName, "", ErrStore, err, "marshalling payload")
+		}
+		sum := sha256Hex(data)
+		objects[i] = driverObject{data: data, key: DriverKey(ctx.Target, sum), sum: sum}
+	}
+	bucket := ""
+	if b, ok := d.store.(interface{ Bucket() string }); ok {
+		bucket = b.Bucket()
+	}
+	parent := ctx.Context
+	if parent == nil {
+		parent = context.Background()
+	}
+	limiter := ctx.GetLimiter()
+	claims := make([]converter.StorageDriverClaim, len(payloads))
+	g, gctx := errgroup.WithContext(parent)
+	for i, p := range payloads {
+		obj := objects[i]
+		g.Go(func() error {
+			return limiter.Permit(gctx, p, func() error { return d.put(gctx, obj) })
+		})
+		cd := map[string]string{
+			DriverClaimKey:           obj.key,
+			DriverClaimHashAlgorithm: "sha256",
+			DriverClaimHashValue:     obj.sum,
+			DriverClaimSize:          strconv.Itoa(len(obj.data)),
+		}
+		if bucket != "" {
+			cd[DriverClaimBucket] = bucket
+		}
+		claims[i] = converter.StorageDriverClaim{ClaimData: cd}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, wrapStoreError("put", storeName, "", err)
+	}
+	return claims, nil
+}
+
+func (d *StorageDriver) put(ctx context.Context, obj driverObject) error {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	size := int64(len(obj.data))
+	exists, err := d.store.Exists(ctx, obj.key)
+	if err = wrapStoreError("exists", d.store.Name(), obj.key, err); err != nil {
+		d.report(OpPut, obj.key, size, err)
+		return err
+	}
+	if exists {
+		d.report(OpDeduplicated, obj.key, size, nil)
+		return nil
+	}
+	err = wrapStoreError("put", d.store.Name(), obj.key, d.store.Put(ctx, obj.key, obj.data))
+	d.report(OpPut, obj.key, size, err)
+	return err
+}
+
+// Retrieve implements converter.StorageDriver.
+func (d *StorageDriver) Retrieve(ctx converter.StorageDriverRetrieveContext, claims []converter.StorageDriverClaim) ([]*commonpb.Payload, error) {
+	storeName := d.store.Name()
+	bucket := ""
+	if b, ok := d.store.(interface{ Bucket() string }); ok {
+		bucket = b.Bucket()
+	}
+	type want struct {
+		key  string
+		sum  string
+		size int64
+	}
+	wants := make([]want, len(claims))
+	for i, c := range claims {
+		key := c.ClaimData[DriverClaimKey]
+		fail := func(format string, args ...any) error {
+			return newError("get", storeName, key, ErrIntegrity, nil, "malformed storage claim: "+format, args...)
+		}
+		if err := validateKey(key); err != nil {
+			return nil, fail("%v", err)
+		}
+		if algo := c.ClaimData[DriverClaimHashAlgorithm]; algo != "sha256" {
+			return nil, fail("unsupported hash algorithm %q", boundedString([]byte(algo)))
+		}
+		sum := c.ClaimData[DriverClaimHashValue]
+		if !isSHA256Hex(sum) {
+			return nil, fail("hash value is not 64 lowercase hex digits")
+		}
+		if b, ok := c.ClaimData[DriverClaimBucket]; ok && bucket != "" && b != bucket {
+			return nil, newError("get", storeName, key, ErrStore, nil, "the claim names bucket %q, this driver's store uses %q", boundedString([]byte(b)), bucket)
+		}
+		size := int64(-1)
+		if s, ok := c.ClaimData[DriverClaimSize]; ok {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n < 0 {
+				return nil, fail("size %q is not a non-negative integer", boundedString([]byte(s)))
+			}
+			if n > d.maxPayloadSize {
+				return nil, newError("get", storeName, key, ErrTooLarge, nil, "claimed object of %d bytes exceeds the maximum %d", n, d.maxPayloadSize)
+			}
+			size = n
+		}
+		wants[i] = want{key: key, sum: sum, size: size}
+	}
+	parent := ctx.Context
+	if parent == nil {
+		parent = context.Background()
+	}
+	limiter := ctx.GetLimiter()
+	out := make([]*commonpb.Payload, len(claims))
+	g, gctx := errgroup.WithContext(parent)
+	for i, c := range claims {
+		w := wants[i]
+		g.Go(func() error {
+			return limiter.Permit(gctx, c, func() error {
+				cctx, cancel := context.WithTimeout(gctx, d.timeout)
+				defer cancel()
+				data, err := fetchVerified(cctx, d.store, w.key, w.size, d.maxPayloadSize, w.sum)
+				if err == nil {
+					p := &commonpb.Payload{}
+					if uerr := proto.Unmarshal(data, p); uerr != nil {
+						err = newError("get", storeName, w.key, ErrIntegrity, uerr, "unmarshalling stored payload")
+					} else {
+						out[i] = p
+					}
+				}
+				d.report(OpGet, w.key, int64(len(data)), err)
+				return err
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, wrapStoreError("get", storeName, "", err)
+	}
+	return out, nil
+}
+
+func (d *StorageDriver) report(op, key string, size int64, err error) {
+	if d.onObject != nil {
+		d.onObject(ObjectEvent{Operation: op, Key: key, Bytes: size, Err: err})
+	}
+}

@@ -1,0 +1,227 @@
+package offload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// FileStore is a Store in a local directory, safe for concurrent use by several workers on one
+// machine. Writes are atomic: bytes go to a temporary file in the destination directory, are
+// synced, and the file is renamed into place, so readers see either the old object or the new
+// one, never a partial one. Each key segment becomes a directory or file name in which every byte
+// but ASCII letters, digits, '-', '_' and a non-leading '.' is percent-encoded.
+type FileStore struct {
+	dir string
+}
+
+var (
+	_ Store         = (*FileStore)(nil)
+	_ BoundedGetter = (*FileStore)(nil)
+)
+
+// tempPrefix starts the names of temporary files; no escaped key segment starts with '.'.
+const tempPrefix = ".pk-tmp-"
+
+// NewFileStore returns a FileStore rooted at dir, creating the directory when needed.
+func NewFileStore(dir string) (*FileStore, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("offload: file store directory is required")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("offload: file store directory %q: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
+		return nil, fmt.Errorf("offload: creating file store directory %q: %w", abs, err)
+	}
+	return &FileStore{dir: abs}, nil
+}
+
+// Name returns "file".
+func (f *FileStore) Name() string { return "file" }
+
+// Dir returns the store's root directory.
+func (f *FileStore) Dir() string { return f.dir }
+
+// Path returns the file path of key, or an error for keys that are empty, absolute, longer than
+// 1024 bytes, or contain empty, "." or ".." segments.
+func (f *FileStore) Path(key string) (string, error) {
+	if err := validateKey(key); err != nil {
+		return "", err
+	}
+	segs := strings.Split(key, "/")
+	parts := make([]string, 0, len(segs)+1)
+	parts = append(parts, f.dir)
+	for _, s := range segs {
+		parts = append(parts, escapeFileSegment(s))
+	}
+	return filepath.Join(parts...), nil
+}
+
+// Put atomically writes data under key.
+func (f *FileStore) Put(ctx context.Context, key string, data []byte) (err error) {
+	if err := ctx.Err(); err != nil {
+		return contextError("put", f.Name(), key, err)
+	}
+	path, err := f.Path(key)
+	if err != nil {
+		return newError("put", f.Name(), key, ErrStore, err, "")
+	}
+	fail := func(err error) error { return newError("put", f.Name(), key, ErrStore, err, "") }
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fail(err)
+	}
+	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return fail(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fail(err)
+	}
+	// Make the rename durable; not every platform can sync a directory, so errors are ignored.
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// Get returns the object under key.
+func (f *FileStore) Get(ctx context.Context, key string) ([]byte, error) {
+	return f.GetBounded(ctx, key, -1)
+}
+
+// GetBounded returns the object under key, or an error matching ErrTooLarge when it is larger
+// than maxBytes (a negative maxBytes means no bound).
+func (f *FileStore) GetBounded(ctx context.Context, key string, maxBytes int64) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, contextError("get", f.Name(), key, err)
+	}
+	path, err := f.Path(key)
+	if err != nil {
+		return nil, newError("get", f.Name(), key, ErrStore, err, "")
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, f.openError(key, err)
+	}
+	defer file.Close()
+	st, err := file.Stat()
+	if err != nil {
+		return nil, newError("get", f.Name(), key, ErrStore, err, "")
+	}
+	if st.IsDir() {
+		return nil, newError("get", f.Name(), key, ErrNotFound, nil, "")
+	}
+	size := st.Size()
+	if maxBytes >= 0 && size > maxBytes {
+		return nil, newError("get", f.Name(), key, ErrTooLarge, nil, "object has %d bytes, the limit is %d", size, maxBytes)
+	}
+	// The file is never rewritten in place (writes rename a new file over it), so its size is
+	// stable; a file changed by another program is detected by the extra byte read.
+	data := make([]byte, size)
+	if _, err := io.ReadFull(file, data); err != nil {
+		return nil, newError("get", f.Name(), key, ErrStore, err, "object changed while it was read")
+	}
+	if n, _ := file.Read(make([]byte, 1)); n != 0 {
+		return nil, newError("get", f.Name(), key, ErrStore, nil, "object changed while it was read")
+	}
+	return data, nil
+}
+
+func (f *FileStore) openError(key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || isNotDir(err) {
+		return newError("get", f.Name(), key, ErrNotFound, nil, "")
+	}
+	return newError("get", f.Name(), key, ErrStore, err, "")
+}
+
+// Exists reports whether an object is stored under key.
+func (f *FileStore) Exists(ctx context.Context, key string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, contextError("exists", f.Name(), key, err)
+	}
+	path, err := f.Path(key)
+	if err != nil {
+		return false, newError("exists", f.Name(), key, ErrStore, err, "")
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err == nil:
+		return !st.IsDir(), nil
+	case errors.Is(err, fs.ErrNotExist) || isNotDir(err):
+		return false, nil
+	default:
+		return false, newError("exists", f.Name(), key, ErrStore, err, "")
+	}
+}
+
+// isNotDir reports an error from a path whose parent is a file (key "a/b" when "a" is an object).
+func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
+
+// escapeFileSegment percent-encodes every byte of s but ASCII letters, digits, '-', '_' and a
+// non-leading '.', so that no file name starts with '.' (temporary files do).
+func escapeFileSegment(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		safe := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || (c == '.' && i > 0)
+		if safe {
+			b.WriteByte(c)
+			continue
+		}
+		const hexDigits = "0123456789ABCDEF"
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&0xf])
+	}
+	return b.String()
+}
+
+// validateKey rejects keys that are empty, absolute, longer than maxKeySize, contain a NUL byte,
+// or have empty, "." or ".." segments.
+func validateKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("invalid key: empty")
+	case len(key) > maxKeySize:
+		return fmt.Errorf("invalid key: longer than %d bytes", maxKeySize)
+	case strings.HasPrefix(key, "/") || filepath.IsAbs(key):
+		return errors.New("invalid key: absolute")
+	case strings.IndexByte(key, 0) >= 0:
+		return errors.New("invalid key: NUL byte")
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return errors.New("invalid key: empty, \".\" or \"..\" segment")
+		}
+	}
+	return nil
+}

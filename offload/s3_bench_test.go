@@ -1,0 +1,205 @@
+package offload_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/payloadkit/payloadkit/offload"
+	"github.com/payloadkit/payloadkit/workflowtest"
+)
+
+// BenchmarkS3RoundTrip compares, on MinIO, a round trip through the claim-check codec on the S3
+// store (marshal, SHA-256, HeadObject, PutObject or multipart upload, GetObject, verify,
+// unmarshal) with the baseline a user would write by hand: PutObject then GetObject of the same
+// bytes. Each iteration uses fresh bytes, so the codec never deduplicates. Reported per size:
+// for each alternative (raw; offload with the default 16 MiB parts; offload-1put, the codec with
+// one PutObject whatever the size) the time per round trip, its ratio to raw (-vs-raw-x), the
+// peak heap in use above the pre-operation baseline and the bytes allocated; a table follows.
+func BenchmarkS3RoundTrip(b *testing.B) {
+	client, bucket := workflowtest.S3(b)
+	newCodec := func(opts ...offload.S3Option) converter.PayloadCodec {
+		store, err := offload.NewS3Store(client, bucket, opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := offload.NewCodec(&offload.Options{Store: store, Prefix: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c
+	}
+	multipart := newCodec()                              // parts of up to 16 MiB, 4 in parallel
+	singlePut := newCodec(offload.WithPartSize(1 << 30)) // one PutObject whatever the size
+
+	type alt struct {
+		name string
+		run  func(data []byte, nonce uint64) error
+	}
+	raw := func(data []byte, nonce uint64) error {
+		key := fmt.Sprintf("bench/raw/%d-%d", len(data), nonce)
+		if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String(key),
+			Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+		}); err != nil {
+			return err
+		}
+		out, err := client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		if err != nil {
+			return err
+		}
+		defer out.Body.Close()
+		got, err := io.ReadAll(out.Body)
+		if err == nil && len(got) != len(data) {
+			err = fmt.Errorf("raw get returned %d bytes", len(got))
+		}
+		return err
+	}
+	viaCodec := func(c converter.PayloadCodec) func([]byte, uint64) error {
+		return func(data []byte, _ uint64) error {
+			p := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("binary/plain")}, Data: data}
+			enc, err := c.Encode([]*commonpb.Payload{p})
+			if err != nil {
+				return err
+			}
+			if !offload.IsClaim(enc[0]) {
+				return fmt.Errorf("payload was not offloaded")
+			}
+			dec, err := c.Decode(enc)
+			if err == nil && len(dec[0].Data) != len(data) {
+				err = fmt.Errorf("decoded %d bytes", len(dec[0].Data))
+			}
+			return err
+		}
+	}
+	alts := []alt{{"raw", raw}, {"offload", viaCodec(multipart)}, {"offload-1put", viaCodec(singlePut)}}
+
+	type result struct {
+		d           time.Duration
+		peak, alloc float64
+	}
+	table := map[int][]result{}
+	sizes := []int{1 << 20, 16 << 20, 64 << 20}
+	for _, size := range sizes {
+		b.Run(fmt.Sprintf("size=%dMiB", size>>20), func(b *testing.B) {
+			data := make([]byte, size)
+			if _, err := rand.Read(data); err != nil {
+				b.Fatal(err)
+			}
+			res := make([]result, len(alts))
+			nonce := uint64(time.Now().UnixNano())
+			for i := 0; i < b.N; i++ {
+				for j, a := range alts {
+					nonce++ // fresh bytes: the codec never deduplicates
+					binary.LittleEndian.PutUint64(data, nonce)
+					d, peak, alloc := measure(b, func() error { return a.run(data, nonce) })
+					res[j].d += d
+					res[j].peak = max(res[j].peak, peak)
+					res[j].alloc += alloc
+				}
+			}
+			n := float64(b.N)
+			for j, a := range alts {
+				res[j].d /= time.Duration(b.N)
+				res[j].alloc /= n
+				b.ReportMetric(float64(res[j].d.Microseconds())/1000, a.name+"-ms/op")
+				b.ReportMetric(res[j].peak, a.name+"-peak-heap-MiB")
+				b.ReportMetric(res[j].alloc, a.name+"-alloc-MiB/op")
+				if j > 0 {
+					b.ReportMetric(float64(res[j].d)/float64(res[0].d), a.name+"-vs-raw-x")
+				}
+			}
+			table[size] = res // the measured run comes last and overwrites the b.N = 1 probe
+		})
+	}
+	fmt.Fprintf(os.Stdout, "\nS3 round trip on MinIO, per operation (time, ratio to raw, peak heap above baseline, allocated)\n")
+	fmt.Fprintf(os.Stdout, "%-7s", "size")
+	for _, a := range alts {
+		fmt.Fprintf(os.Stdout, " | %-38s", a.name)
+	}
+	fmt.Fprintln(os.Stdout)
+	for _, size := range sizes {
+		res, ok := table[size]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(os.Stdout, "%-7s", fmt.Sprintf("%dMiB", size>>20))
+		for _, r := range res {
+			fmt.Fprintf(os.Stdout, " | %8s %5.2fx %6.1fMiB %6.1fMiB   ", r.d.Round(time.Millisecond),
+				float64(r.d)/float64(res[0].d), r.peak, r.alloc)
+		}
+		fmt.Fprintln(os.Stdout)
+	}
+}
+
+// measure runs fn after a GC and returns its duration, the peak heap in use above the starting
+// level (sampled every millisecond, in MiB) and the bytes it allocated (MiB).
+func measure(b *testing.B, fn func() error) (time.Duration, float64, float64) {
+	b.StopTimer()
+	runtime.GC()
+	base := heapObjects()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	allocBefore := ms.TotalAlloc
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			if h := heapObjects(); h > peak.Load() {
+				peak.Store(h)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	b.StartTimer()
+	start := time.Now()
+	err := fn()
+	d := time.Since(start)
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.ReadMemStats(&ms)
+	p := float64(0)
+	if pk := peak.Load(); pk > base {
+		p = float64(pk-base) / (1 << 20)
+	}
+	b.StartTimer()
+	return d, p, float64(ms.TotalAlloc-allocBefore) / (1 << 20)
+}
+
+var heapSample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+var heapMu sync.Mutex
+
+func heapObjects() uint64 {
+	heapMu.Lock()
+	defer heapMu.Unlock()
+	metrics.Read(heapSample)
+	return heapSample[0].Value.Uint64()
+}
