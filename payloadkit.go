@@ -73,14 +73,18 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 	// Encode order: compress, encrypt, offload. NewCodecDataConverter applies codecs
 	// last-to-first on encode, so they are collected in reverse.
 	var encodeOrder []converter.PayloadCodec
-	if opts.Compression == nil || opts.Compression.Algorithm != codec.None {
+	// The compression stage is always installed: with codec.None it compresses nothing but
+	// still decodes payloads compressed earlier.
+	{
 		c, err := codec.NewCompressionCodec(opts.Compression)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
 		k.closeWith(c)
 		encodeOrder = append(encodeOrder, tel.WrapCodec(StageCompression, c))
-		k.stages = append(k.stages, StageCompression)
+		if opts.Compression == nil || opts.Compression.Algorithm != codec.None {
+			k.stages = append(k.stages, StageCompression)
+		}
 	}
 	if opts.Encryption != nil {
 		c, err := codec.NewEncryptionCodec(opts.Encryption)

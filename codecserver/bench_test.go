@@ -32,7 +32,6 @@ func BenchmarkDecodeHandler(b *testing.B) {
 	body := payloadsJSON(b, enc...)
 
 	f := newJWTFixture(b, nil)
-	f.clock = nil
 	jwtTok := signJWT(b, f.es, map[string]any{"iss": issuer, "aud": audience, "sub": "bench",
 		"exp": 1 << 40, "namespaces": []string{"orders"}, "permissions": []string{"decode"}})
 	quiet := slog.New(slog.DiscardHandler)

@@ -177,8 +177,8 @@ func newFakeClock(t time.Time) *fakeClock {
 	c.ns.Store(t.UnixNano())
 	return c
 }
-func (c *fakeClock) Now() time.Time              { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration)     { c.ns.Add(int64(d)) }
+func (c *fakeClock) Now() time.Time             { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration)    { c.ns.Add(int64(d)) }
 func (c *fakeClock) Unix(d time.Duration) int64 { return c.Now().Add(d).Unix() }
 
 // logBuffer is a concurrency-safe buffer for slog output.

@@ -70,7 +70,9 @@ func newHandler(t testing.TB, cfg codecserver.Config) http.Handler {
 	return h
 }
 
-func largeValue() string { return strings.Repeat("order line: 3 x widget, shipped to Springfield; ", 40) }
+func largeValue() string {
+	return strings.Repeat("order line: 3 x widget, shipped to Springfield; ", 40)
+}
 
 // TestRemoteRoundTrip drives the server with the SDK's remote codec: what the server encodes,
 // local codecs decode, and what local codecs encode, the server decodes.
@@ -576,17 +578,17 @@ func TestNewValidation(t *testing.T) {
 	ns := map[string][]converter.PayloadCodec{"orders": {compression(t)}}
 	auth := staticAuth(t)
 	for name, cfg := range map[string]codecserver.Config{
-		"no namespaces":           {Auth: auth},
-		"auth and insecure":       {Namespaces: ns, Auth: auth, Insecure: true},
-		"negative body":           {Namespaces: ns, Auth: auth, MaxBodyBytes: -1},
-		"negative payloads":       {Namespaces: ns, Auth: auth, MaxPayloads: -1},
-		"star with credentials":   {Namespaces: ns, Auth: auth, AllowedOrigins: []string{"*"}, AllowCredentials: true},
-		"origin with path":        {Namespaces: ns, Auth: auth, AllowedOrigins: []string{"http://ui.example/app"}},
-		"origin with slash":       {Namespaces: ns, Auth: auth, AllowedOrigins: []string{"http://ui.example/"}},
-		"origin without scheme":   {Namespaces: ns, Auth: auth, AllowedOrigins: []string{"ui.example"}},
-		"bad namespace":           {Namespaces: map[string][]converter.PayloadCodec{"a/b": nil}, Auth: auth},
-		"nil codec":               {Namespaces: map[string][]converter.PayloadCodec{"orders": {nil}}, Auth: auth},
-		"unknown default":         {Namespaces: ns, Auth: auth, DefaultNamespace: "billing"},
+		"no namespaces":         {Auth: auth},
+		"auth and insecure":     {Namespaces: ns, Auth: auth, Insecure: true},
+		"negative body":         {Namespaces: ns, Auth: auth, MaxBodyBytes: -1},
+		"negative payloads":     {Namespaces: ns, Auth: auth, MaxPayloads: -1},
+		"star with credentials": {Namespaces: ns, Auth: auth, AllowedOrigins: []string{"*"}, AllowCredentials: true},
+		"origin with path":      {Namespaces: ns, Auth: auth, AllowedOrigins: []string{"http://ui.example/app"}},
+		"origin with slash":     {Namespaces: ns, Auth: auth, AllowedOrigins: []string{"http://ui.example/"}},
+		"origin without scheme": {Namespaces: ns, Auth: auth, AllowedOrigins: []string{"ui.example"}},
+		"bad namespace":         {Namespaces: map[string][]converter.PayloadCodec{"a/b": nil}, Auth: auth},
+		"nil codec":             {Namespaces: map[string][]converter.PayloadCodec{"orders": {nil}}, Auth: auth},
+		"unknown default":       {Namespaces: ns, Auth: auth, DefaultNamespace: "billing"},
 	} {
 		if _, err := codecserver.New(cfg); !errors.Is(err, codecserver.ErrInvalidConfig) {
 			t.Errorf("%s: err = %v, want ErrInvalidConfig", name, err)

@@ -21,7 +21,7 @@ const EnvPrefix = "PAYLOADKIT_CODEC_"
 const maxConfigFileSize = 1 << 20
 
 // errConfig is wrapped by every configuration error.
-var errConfig = errors.New("codec-server: invalid configuration")
+var errConfig = errors.New("invalid configuration")
 
 // Config is the codec server configuration, read from a JSON file and overridden by
 // environment variables and flags (flags win).
@@ -136,15 +136,15 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 type flagValues struct {
 	fs *flag.FlagSet
 
-	config, listen, tlsCert, tlsKey, origins                                       string
-	jwksURL, issuer, audience, nsClaim, permClaim, subClaim, staticTokens, defNS   string
-	namespace, compression, keyringFile, kmsKeyID, kmsRegion, kmsEndpoint           string
-	offloadDir, s3Bucket, s3Region, s3Endpoint, offloadPrefix                       string
-	allowCredentials, insecure, s3PathStyle                                        bool
-	maxBody, claimLimit                                                            int64
-	maxPayloads, offloadThreshold                                                  int
-	leeway, shutdownTimeout                                                        time.Duration
-	given                                                                          map[string]bool
+	config, listen, tlsCert, tlsKey, origins                                     string
+	jwksURL, issuer, audience, nsClaim, permClaim, subClaim, staticTokens, defNS string
+	namespace, compression, keyringFile, kmsKeyID, kmsRegion, kmsEndpoint        string
+	offloadDir, s3Bucket, s3Region, s3Endpoint, offloadPrefix                    string
+	allowCredentials, insecure, s3PathStyle                                      bool
+	maxBody, claimLimit                                                          int64
+	maxPayloads, offloadThreshold                                                int
+	leeway, shutdownTimeout                                                      time.Duration
+	given                                                                        map[string]bool
 }
 
 func newFlagSet(out io.Writer) *flagValues {

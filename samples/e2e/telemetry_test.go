@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -266,6 +267,33 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	telemetryCheckSpans(t, ended, root, stages, tree)
 
 	payloads := s.historyPayloads(t, run)
+
+	// A second process (its own Kit with cold caches, the same providers) reads the result:
+	// its Decrypt call and store read are counted too.
+	coldProvider, err := awskms.New(kmsServer.Client(), keyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cold, err := payloadkit.New(context.Background(), payloadkit.Options{
+		Encryption: &codec.EncryptionOptions{Keys: coldProvider},
+		Offload:    &offload.Options{Store: store, Threshold: telemetryThreshold, Timeout: 10 * time.Second},
+		Telemetry:  &interceptor.Options{TracerProvider: tp, MeterProvider: mp},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cold.Close() })
+	var again telemetryReceipt
+	if err := s.NewClientWithOptions(cold.ClientOptions(client.Options{})).GetWorkflow(ctx, run.GetID(), run.GetRunID()).Get(ctx, &again); err != nil {
+		t.Fatalf("reading the result with a second Kit: %v", err)
+	}
+	if again != out {
+		t.Errorf("second Kit read %+v, want %+v", again, out)
+	}
+	if n := kmsServer.Calls(workflowtest.KMSDecrypt); n != 1 {
+		t.Errorf("KMS server received %d Decrypt calls, want 1 (the second Kit's data key)", n)
+	}
+
 	m := telemetryMetrics(t, reader)
 	telemetryCheckSizes(t, ended, m, payloads, stages)
 	telemetryCheckKMS(t, m, kmsServer)
@@ -329,10 +357,11 @@ func telemetryCheckSpans(t *testing.T, ended []sdktrace.ReadOnlySpan, root trace
 	edge(startAct, runs...)
 	edge(runAct, startAct)
 
-	// Codec spans: every one is in the trace under a known span; per stage, the activity's
-	// input and result are each encoded and decoded once under StartActivity (the workflow
-	// encodes the input and decodes the result in it, the activity works under the span
-	// carried in its header), and the workflow's input is encoded under StartWorkflow.
+	// Codec spans: each is in the trace under a known span. Per stage, the activity's input and
+	// result are each encoded and decoded once under StartActivity (the workflow encodes the
+	// input and decodes the result in it, the activity works under the span carried in its
+	// header); the workflow's input and result are handled under StartWorkflow (the workflow
+	// task works under the span carried in the start header).
 	type key struct{ stage, op, parent string }
 	counts := map[key]int{}
 	for _, s := range ended {
@@ -340,10 +369,14 @@ func telemetryCheckSpans(t *testing.T, ended []sdktrace.ReadOnlySpan, root trace
 		if !ok {
 			continue
 		}
-		if s.SpanContext().TraceID() != traceID {
+		parent, known := parentOf[s.Parent().SpanID()]
+		if !s.Parent().IsValid() && op == "decode" {
+			// The SDK decodes a workflow's result in WorkflowRun.Get without binding the
+			// caller's context to the DataConverter: those codec spans start traces of their own.
+			parent, known = "(no parent)", true
+		} else if s.SpanContext().TraceID() != traceID {
 			t.Errorf("%s is in trace %s, want %s", s.Name(), s.SpanContext().TraceID(), traceID)
 		}
-		parent, known := parentOf[s.Parent().SpanID()]
 		if !known {
 			t.Errorf("%s has parent %s, which is none of the workflow's spans", s.Name(), s.Parent().SpanID())
 			continue
@@ -362,8 +395,18 @@ func telemetryCheckSpans(t *testing.T, ended []sdktrace.ReadOnlySpan, root trace
 				t.Errorf("%d payloadkit.%s.%s spans under %s, want 2 (activity input and result)", counts[k], k.stage, k.op, k.parent)
 			}
 		}
-		if k := (key{stage, "encode", start.Name()}); counts[k] != 1 {
-			t.Errorf("%d payloadkit.%s.%s spans under %s, want 1 (workflow input)", counts[k], k.stage, k.op, k.parent)
+		for _, c := range []struct {
+			k    key
+			want int
+			what string
+		}{
+			{key{stage, "encode", start.Name()}, 2, "the client encodes the workflow input, the worker its result"},
+			{key{stage, "decode", start.Name()}, 1, "the worker decodes the workflow input"},
+			{key{stage, "decode", "(no parent)"}, 1, "the client decodes the workflow result"},
+		} {
+			if counts[c.k] != c.want {
+				t.Errorf("%d payloadkit.%s.%s spans under %s, want %d (%s)", counts[c.k], c.k.stage, c.k.op, c.k.parent, c.want, c.what)
+			}
 		}
 	}
 	t.Logf("codec spans by parent: %v", counts)
@@ -441,7 +484,7 @@ func telemetryCheckSizes(t *testing.T, ended []sdktrace.ReadOnlySpan, m map[stri
 	// the size of the Payloads message holding the stored payload.
 	var result *commonpb.Payload
 	for _, p := range payloads {
-		if strings.HasPrefix(p.EventType.String(), "EVENT_TYPE_ACTIVITY_TASK_COMPLETED") && strings.HasPrefix(p.Field, ".result") {
+		if p.EventType == enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED && strings.Contains(p.Field, "_attributes.result.") {
 			result = p.Payload
 		}
 	}
@@ -453,7 +496,7 @@ func telemetryCheckSizes(t *testing.T, ended []sdktrace.ReadOnlySpan, m map[stri
 	if count != 1 || sum != want {
 		t.Errorf("interceptor activity result: %d points summing %d bytes, want 1 point of %d bytes (the stored result)", count, sum, want)
 	}
-	t.Logf("history: %d encoded payloads, %d bytes (%v)", len(stored), storedSum, stored)
+	t.Logf("history: %d encoded payloads, %d bytes (%v); offload encode spans wrote %d bytes", len(stored), storedSum, stored, spanOut)
 }
 
 // telemetryCheckKMS compares payloadkit.kms.requests with the calls the KMS test server received.
