@@ -194,7 +194,8 @@ func (k *Kit) ClientOptions(base client.Options) client.Options {
 // WorkerOptions returns base with the worker interceptors appended that a client built with
 // ClientOptions does not already carry: the SDK applies a client's interceptors that are also
 // worker interceptors to every worker of that client, so they are not added twice. The data and
-// failure converters of a worker come from its client.
+// failure converters of a worker come from its client. A testsuite environment has no client:
+// give it WorkerInterceptors instead.
 func (k *Kit) WorkerOptions(base worker.Options) worker.Options {
 	base.Interceptors = append(append([]sdkinterceptor.WorkerInterceptor(nil), base.Interceptors...), k.workerOnlyInterceptors()...)
 	return base

@@ -345,12 +345,12 @@ func TestWebUIShowsDecodedHistory(t *testing.T) {
 	}
 
 	shotCtx, cancelShot := context.WithTimeout(browser, 30*time.Second)
-	shot, shotErr := chromedp.Run(shotCtx, chromedp.FullScreenshot(90))
+	shot, shotErr := chromedp.Run(shotCtx, chromedp.FullScreenshot(100))
 	cancelShot()
 	if shotErr != nil {
 		t.Errorf("screenshot: %v", shotErr)
 	} else {
-		path := filepath.Join(webuiArtifactsDir(t), "webui-history.jpg")
+		path := filepath.Join(webuiArtifactsDir(t), "webui-history.png")
 		if err := os.WriteFile(path, shot, 0o644); err != nil {
 			t.Errorf("writing the screenshot: %v", err)
 		} else {
