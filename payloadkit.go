@@ -184,7 +184,11 @@ func (k *Kit) Plugin() *temporal.SimplePlugin { return k.plugin }
 func (k *Kit) ClientOptions(base client.Options) client.Options {
 	base.DataConverter = k.dc
 	base.FailureConverter = k.fc
-	base.Interceptors = append(append([]sdkinterceptor.ClientInterceptor(nil), base.Interceptors...), k.ClientInterceptors()...)
+	ns := base.Namespace
+	if ns == "" {
+		ns = client.DefaultNamespace
+	}
+	base.Interceptors = append(append([]sdkinterceptor.ClientInterceptor(nil), base.Interceptors...), k.telemetry.ClientInterceptorsFor(ns)...)
 	if k.extStore != nil {
 		base.ExternalStorage = *k.extStore
 	}

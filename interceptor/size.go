@@ -50,11 +50,14 @@ const (
 type sizeInterceptor struct {
 	sdkinterceptor.InterceptorBase
 	t *Telemetry
+	// namespace of the client, when known: client-side measuring then encodes with the same
+	// serialization context as the real encode, so encryption reuses the same cached data key.
+	namespace string
 }
 
 // InterceptClient implements interceptor.ClientInterceptor.
 func (s *sizeInterceptor) InterceptClient(next sdkinterceptor.ClientOutboundInterceptor) sdkinterceptor.ClientOutboundInterceptor {
-	return &sizeClientOutbound{ClientOutboundInterceptorBase: sdkinterceptor.ClientOutboundInterceptorBase{Next: next}, t: s.t}
+	return &sizeClientOutbound{ClientOutboundInterceptorBase: sdkinterceptor.ClientOutboundInterceptorBase{Next: next}, t: s.t, namespace: s.namespace}
 }
 
 // InterceptWorkflow implements interceptor.WorkerInterceptor.
@@ -93,7 +96,8 @@ func (w *sizeWorkflowInit) Init(outbound sdkinterceptor.WorkflowOutboundIntercep
 
 type sizeClientOutbound struct {
 	sdkinterceptor.ClientOutboundInterceptorBase
-	t *Telemetry
+	t         *Telemetry
+	namespace string
 }
 
 func (c *sizeClientOutbound) ExecuteWorkflow(ctx context.Context, in *sdkinterceptor.ClientExecuteWorkflowInput) (client.WorkflowRun, error) {
@@ -102,8 +106,17 @@ func (c *sizeClientOutbound) ExecuteWorkflow(ctx context.Context, in *sdkinterce
 	record := t.recording(ctx, span)
 	limit := t.limitOn()
 	if record || limit {
-		// The namespace is unknown here, so no serialization context is applied.
-		if size, ok := t.measure(ctx, nil, nil, in.Args); ok {
+		// Without a known namespace no serialization context is applied (the encryption stage
+		// then uses a data key of its own for the measurement).
+		var sc converter.SerializationContext
+		if c.namespace != "" {
+			wc := converter.WorkflowSerializationContext{Namespace: c.namespace}
+			if in.Options != nil {
+				wc.WorkflowID = in.Options.ID
+			}
+			sc = wc
+		}
+		if size, ok := t.measure(ctx, nil, sc, in.Args); ok {
 			if record {
 				t.observe(ctx, span, KindWorkflow, in.WorkflowType, DirectionInput, size)
 			}

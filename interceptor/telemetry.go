@@ -245,12 +245,19 @@ func (t *Telemetry) ObjectEvent(e offload.ObjectEvent) {
 // Temporal SDK's tracing interceptor (unless Options.DisableSDKTracing), then the payload-size
 // interceptor (unless Options.DisablePayloadSize).
 func (t *Telemetry) ClientInterceptors() []sdkinterceptor.ClientInterceptor {
+	return t.ClientInterceptorsFor("")
+}
+
+// ClientInterceptorsFor is ClientInterceptors for a client of namespace: the payload-size
+// interceptor then measures workflow inputs with that namespace's serialization context, as the
+// real encode does.
+func (t *Telemetry) ClientInterceptorsFor(namespace string) []sdkinterceptor.ClientInterceptor {
 	var out []sdkinterceptor.ClientInterceptor
 	if t.sdkTracing != nil {
 		out = append(out, t.sdkTracing)
 	}
 	if !t.opts.DisablePayloadSize {
-		out = append(out, &sizeInterceptor{t: t})
+		out = append(out, &sizeInterceptor{t: t, namespace: namespace})
 	}
 	return out
 }
