@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
@@ -38,8 +41,10 @@ type CompressionLevel string
 const (
 	// LevelFastest favours speed: zstd SpeedFastest, s2 Encode, gzip level 1.
 	LevelFastest CompressionLevel = "fastest"
-	// LevelDefault balances speed and size: zstd SpeedDefault (about zstd level 3), s2 Encode,
-	// gzip level 6. The default.
+	// LevelDefault balances speed and size: s2 Encode, gzip level 6, and for zstd SpeedDefault
+	// (about zstd level 3) below 1 MiB. Zstd inputs of 1 MiB or more are cut into frames of
+	// 512 KiB to 1 MiB, compressed concurrently with SpeedBetterCompression (see zstdFrameSize).
+	// The default.
 	LevelDefault CompressionLevel = "default"
 	// LevelBetter favours size: zstd SpeedBetterCompression, s2 EncodeBetter, gzip level 7.
 	LevelBetter CompressionLevel = "better"
@@ -163,6 +168,11 @@ func NewCompressionCodec(opts *CompressionOptions) (converter.PayloadCodec, erro
 			return nil, fmt.Errorf("zstd encoder: %w", err)
 		}
 		c.zenc = enc
+		if lvl == levelDefault {
+			if c.zencLarge, err = sharedZstdEncoder(levelBetter); err != nil {
+				return nil, fmt.Errorf("zstd encoder: %w", err)
+			}
+		}
 	case S2:
 		c.encoding = EncodingS2
 	case Gzip:
@@ -205,6 +215,23 @@ var (
 	buffers     sync.Pool            // of *[]byte
 )
 
+// zstdFrameSize is the smallest piece, in bytes, in which LevelDefault cuts large zstd inputs.
+// An input of less than two pieces is compressed as a single SpeedDefault frame. A larger input
+// is cut into n = floor(len/zstdFrameSize) pieces of ceil(len/n) bytes (the last one shorter),
+// each compressed as its own frame at SpeedBetterCompression, the frames running concurrently
+// (at most GOMAXPROCS at a time) and concatenated in order.
+//
+// On JSON, a single SpeedDefault frame is about 5% larger than zlib level 6 output, while
+// SpeedBetterCompression frames of 512 KiB are about 3.5% smaller (frames cannot refer to each
+// other, which costs about 2% against a single SpeedBetterCompression frame). One after the
+// other, they take about 1.1 times the CPU time of a single SpeedDefault frame; running them
+// concurrently shortens the elapsed time when cores are free (and costs extra CPU time where
+// the cores are shared, for example by hyperthreads). The cut depends only on the input
+// length, so the output is the same on every machine. Decoders read concatenated frames as one
+// stream, and the decoded size limit applies to their sum. The SpeedBetterCompression encoders
+// (about 4.5 MB each, up to GOMAXPROCS of them) are allocated on first use.
+const zstdFrameSize = 512 << 10
+
 func sharedZstdEncoder(level int) (*zstd.Encoder, error) {
 	e := &zstdEncoders[level]
 	e.once.Do(func() {
@@ -243,7 +270,8 @@ type compressionCodec struct {
 	minSize    int
 	maxDecoded int64
 
-	zenc *zstd.Encoder
+	zenc      *zstd.Encoder
+	zencLarge *zstd.Encoder // LevelDefault inputs of at least 2*zstdFrameSize; nil otherwise
 
 	zdecOnce sync.Once
 	zdec     *zstd.Decoder // DecodeAll decoder for frames that declare their size
@@ -306,6 +334,9 @@ func (c *compressionCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Pay
 func (c *compressionCodec) compress(dst, src []byte) ([]byte, error) {
 	switch c.alg {
 	case Zstd:
+		if c.zencLarge != nil && len(src) >= 2*zstdFrameSize {
+			return encodeZstdFrames(c.zencLarge, dst, src), nil
+		}
 		return c.zenc.EncodeAll(src, dst), nil
 	case S2:
 		n := s2.MaxEncodedLen(len(src))
@@ -344,6 +375,39 @@ func (c *compressionCodec) compress(dst, src []byte) ([]byte, error) {
 		return w.b, err
 	}
 	return nil, fmt.Errorf("unsupported algorithm %q", c.alg)
+}
+
+// encodeZstdFrames appends to dst the zstd frames of src cut as zstdFrameSize describes. The
+// frames are compressed by up to GOMAXPROCS goroutines (the caller being one of them), each
+// into a pooled buffer.
+func encodeZstdFrames(enc *zstd.Encoder, dst, src []byte) []byte {
+	n := len(src) / zstdFrameSize
+	size := (len(src) + n - 1) / n
+	frames := make([]*[]byte, n)
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			b := getBuffer()
+			// JSON shrinks to about a sixth: start with room for a quarter.
+			*b = enc.EncodeAll(src[i*size:min(len(src), (i+1)*size)], slices.Grow((*b)[:0], size/4))
+			frames[i] = b
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(n, runtime.GOMAXPROCS(0)) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	for _, b := range frames {
+		dst = append(dst, *b...)
+		putBuffer(b)
+	}
+	return dst
 }
 
 // appendWriter is an io.Writer appending to a byte slice.

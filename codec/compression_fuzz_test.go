@@ -89,7 +89,11 @@ func FuzzDecodeZstd(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	fuzzDecode(f, codec.EncodingZstd, compressedSeeds(f, func(b []byte) []byte { return enc.EncodeAll(b, nil) }),
+	seeds := compressedSeeds(f, func(b []byte) []byte { return enc.EncodeAll(b, nil) })
+	// Several frames, as the codec writes for large inputs.
+	raw := marshal(f, vectorPayload())
+	seeds = append(seeds, enc.EncodeAll(raw[100:], enc.EncodeAll(raw[:100], nil)))
+	fuzzDecode(f, codec.EncodingZstd, seeds,
 		func(data []byte) (int64, error) {
 			d, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1))
 			if err != nil {

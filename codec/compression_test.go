@@ -288,7 +288,8 @@ func TestCompressionDecodedPayloadsDoNotShareBuffers(t *testing.T) {
 }
 
 func TestCompressionConcurrentUse(t *testing.T) {
-	payloads := []*commonpb.Payload{orderPayload(t, 1<<10), orderPayload(t, 16<<10), orderPayload(t, 200<<10)}
+	// 1 MiB: zstd compresses its frames concurrently, inside concurrent calls.
+	payloads := []*commonpb.Payload{orderPayload(t, 1<<10), orderPayload(t, 16<<10), orderPayload(t, 200<<10), orderPayload(t, 1<<20)}
 	for alg := range writtenEncodings {
 		c := newCodec(t, &codec.CompressionOptions{Algorithm: alg})
 		var wg sync.WaitGroup
@@ -702,6 +703,85 @@ func TestCompressionEncodeVectors(t *testing.T) {
 			again, err := newCodec(t, &codec.CompressionOptions{Algorithm: alg}).Encode([]*commonpb.Payload{proto.Clone(in).(*commonpb.Payload)})
 			require.NoError(t, err)
 			require.Equal(t, out[0].Data, again[0].Data)
+		})
+	}
+}
+
+// zstdFrameContentSizes walks the zstd frames of data and returns the content size each
+// declares.
+func zstdFrameContentSizes(tb testing.TB, data []byte) []uint64 {
+	tb.Helper()
+	var sizes []uint64
+	for len(data) > 0 {
+		var h zstd.Header
+		require.NoError(tb, h.Decode(data))
+		require.True(tb, h.HasFCS)
+		sizes = append(sizes, h.FrameContentSize)
+		data = data[h.HeaderSize:]
+		for last := false; !last; {
+			require.GreaterOrEqual(tb, len(data), 3)
+			bh := uint32(data[0]) | uint32(data[1])<<8 | uint32(data[2])<<16
+			last = bh&1 == 1
+			n := int(bh >> 3)
+			if (bh>>1)&3 == 1 { // RLE block: one byte repeated
+				n = 1
+			}
+			require.GreaterOrEqual(tb, len(data), 3+n)
+			data = data[3+n:]
+		}
+		if h.HasCheckSum {
+			require.GreaterOrEqual(tb, len(data), 4)
+			data = data[4:]
+		}
+	}
+	return sizes
+}
+
+func TestCompressionZstdLargeInputsAreCutIntoFrames(t *testing.T) {
+	zlib := converter.NewZlibCodec(converter.ZlibCodecOptions{AlwaysEncode: true})
+	for _, tc := range []struct {
+		size   int
+		frames []uint64 // content sizes of the frames written at LevelDefault
+	}{
+		{900 << 10, []uint64{921779}},                  // below 1 MiB: one frame
+		{1 << 20, []uint64{524495, 524494}},            // two pieces of about 512 KiB
+		{1600 << 10, []uint64{546256, 546256, 546256}}, // three pieces of about 533 KiB
+	} {
+		t.Run(fmt.Sprint(tc.size), func(t *testing.T) {
+			p := orderPayload(t, tc.size)
+			raw := marshal(t, p)
+			enc, err := newCodec(t, nil).Encode([]*commonpb.Payload{p})
+			require.NoError(t, err)
+			require.Equal(t, codec.EncodingZstd, encodingOf(enc[0]))
+			data := enc[0].Data
+			require.Equal(t, tc.frames, zstdFrameContentSizes(t, data))
+
+			// Any zstd decoder reads the frames as one stream.
+			d, err := zstd.NewReader(nil)
+			require.NoError(t, err)
+			defer d.Close()
+			got, err := d.DecodeAll(data, nil)
+			require.NoError(t, err)
+			require.Equal(t, raw, got)
+
+			// The output depends only on the input.
+			again, err := newCodec(t, nil).Encode([]*commonpb.Payload{proto.Clone(p).(*commonpb.Payload)})
+			require.NoError(t, err)
+			require.Equal(t, data, again[0].Data)
+
+			// The size limit applies to the sum of the frames, and includes it.
+			dec, err := newCodec(t, &codec.CompressionOptions{MaxDecodedSize: int64(len(raw))}).Decode(enc)
+			require.NoError(t, err)
+			require.True(t, proto.Equal(p, dec[0]))
+			_, err = newCodec(t, &codec.CompressionOptions{MaxDecodedSize: int64(len(raw) - 1)}).Decode(enc)
+			require.ErrorIs(t, err, codec.ErrDecodedTooLarge)
+
+			if len(tc.frames) > 1 {
+				// Frames of better compression: smaller than the SDK's zlib codec writes.
+				z, err := zlib.Encode([]*commonpb.Payload{p})
+				require.NoError(t, err)
+				require.Less(t, len(data), len(z[0].Data))
+			}
 		})
 	}
 }
