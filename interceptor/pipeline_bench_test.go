@@ -1,0 +1,98 @@
+package interceptor_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"testing"
+	"time"
+
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/payloadkit/payloadkit"
+	"github.com/payloadkit/payloadkit/codec"
+	"github.com/payloadkit/payloadkit/interceptor"
+	"github.com/payloadkit/payloadkit/offload"
+)
+
+// BenchmarkPipelineTelemetry runs encode+decode round trips of a 64 KiB JSON payload through the
+// Kit's whole pipeline (zstd compression, envelope encryption with a static keyring, offload
+// stage with a memory store) with telemetry on (SDK tracer provider sampling everything into a
+// no-op exporter, a ManualReader meter provider, a parent span in the context) and with
+// telemetry off (no-op providers), interleaved in one run, and prints the on/off ratio.
+func BenchmarkPipelineTelemetry(b *testing.B) {
+	ring, err := codec.NewStaticKeyring("k1", map[string][]byte{"k1": codec.GenerateKey()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	newDC := func(tel *interceptor.Options) converter.DataConverter {
+		kit, err := payloadkit.New(context.Background(), payloadkit.Options{
+			Encryption: &codec.EncryptionOptions{Keys: ring},
+			Offload:    &offload.Options{Store: offload.NewMemoryStore()},
+			Telemetry:  tel,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = kit.Close() })
+		return kit.DataConverter()
+	}
+	off := newDC(&interceptor.Options{TracerProvider: tracenoop.NewTracerProvider(), MeterProvider: metricnoop.NewMeterProvider()})
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	on := newDC(&interceptor.Options{TracerProvider: tp, MeterProvider: mp})
+	ctx, parent := tp.Tracer("bench").Start(context.Background(), "RunActivity:Bench")
+	defer parent.End()
+
+	type rec struct {
+		ID    int    `json:"id"`
+		Email string `json:"email"`
+		SKU   string `json:"sku"`
+		Cents int    `json:"cents"`
+	}
+	rng := rand.New(rand.NewSource(1))
+	var value []rec
+	for size := 0; size < 64<<10; size += 70 {
+		value = append(value, rec{ID: len(value), Email: fmt.Sprintf("user%d@example.com", rng.Intn(5000)), SKU: fmt.Sprintf("SKU-%04d", rng.Intn(300)), Cents: rng.Intn(100000)})
+	}
+	roundTrip := func(dc converter.DataConverter) time.Duration {
+		start := time.Now()
+		p, err := dc.ToPayload(value)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out []rec
+		if err := dc.FromPayload(p, &out); err != nil || len(out) != len(value) {
+			b.Fatalf("round trip: %v", err)
+		}
+		return time.Since(start)
+	}
+	var tOff, tOn time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			tOff += roundTrip(off.(workflow.ContextAware).WithContext(context.Background()))
+			tOn += roundTrip(on.(workflow.ContextAware).WithContext(ctx))
+		} else {
+			tOn += roundTrip(on.(workflow.ContextAware).WithContext(ctx))
+			tOff += roundTrip(off.(workflow.ContextAware).WithContext(context.Background()))
+		}
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(tOff.Nanoseconds())/n, "off-ns/op")
+	b.ReportMetric(float64(tOn.Nanoseconds())/n, "on-ns/op")
+	b.ReportMetric(float64(tOn)/float64(tOff), "on/off")
+	if b.N > 1 {
+		fmt.Fprintf(os.Stderr, "\nfull pipeline, 64 KiB JSON, %d round trips: off %.0f ns, on %.0f ns, on/off %.3f\n",
+			b.N, float64(tOff.Nanoseconds())/n, float64(tOn.Nanoseconds())/n, float64(tOn)/float64(tOff))
+	}
+}
