@@ -7,6 +7,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/payloadkit/payloadkit/workflowtest"
 )
 
 // TestQuickstart runs the quickstart as a user would and checks its report: every large payload
@@ -61,4 +66,61 @@ func atoi(t *testing.T, s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// TestQuickstartWithKMSAndS3 runs the quickstart configured as the README says for real
+// services: AWS KMS (the project's KMS test server over HTTP) and S3 (the MinIO the test command
+// starts). It checks that the invoice document landed in the bucket and that KMS was asked for
+// data keys, not once per payload.
+func TestQuickstartWithKMSAndS3(t *testing.T) {
+	s3c, bucket := workflowtest.S3(t) // skips without MinIO, fails when CI is set
+	kms := workflowtest.StartKMS(t)
+	key := kms.NewKey()
+
+	t.Setenv("PAYLOADKIT_QUICKSTART_DIR", t.TempDir())
+	t.Setenv("PAYLOADKIT_KMS_KEY_ID", key)
+	t.Setenv("PAYLOADKIT_KMS_ENDPOINT", kms.Endpoint())
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "quickstart")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "quickstart-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("PAYLOADKIT_S3_BUCKET", bucket)
+	// PAYLOADKIT_S3_ENDPOINT and the S3 credentials come from the test command's environment.
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, &out); err != nil {
+		t.Fatalf("quickstart: %v\n%s", err, out.String())
+	}
+	report := out.String()
+	t.Log("\n" + report)
+	for _, want := range []string{"AWS KMS key " + key, "S3 bucket " + bucket, "binary/claim-check"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	// Every claim in the report names an object that exists in the bucket.
+	keys := regexp.MustCompile(`binary/claim-check …([0-9a-f]+)`).FindAllStringSubmatch(report, -1)
+	if len(keys) == 0 {
+		t.Fatal("no offloaded payload in the report")
+	}
+	list, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		found := false
+		for _, obj := range list.Contents {
+			if strings.HasSuffix(aws.ToString(obj.Key), k[1]) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("claimed object …%s is not in bucket %s", k[1], bucket)
+		}
+	}
+	if n := kms.Calls("GenerateDataKey"); n < 1 || n > 3 {
+		t.Errorf("GenerateDataKey calls = %d, want 1 to 3 for the whole run", n)
+	}
 }
