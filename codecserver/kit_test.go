@@ -53,7 +53,7 @@ func workerPayloads(t *testing.T, kit *payloadkit.Kit, ns string, values ...any)
 func TestKitEncryptionAndOffload(t *testing.T) {
 	store := offload.NewMemoryStore()
 	kit := newKit(t, store)
-	const secret = "customer 4711 ordered 3 widgets"
+	const secret = "customer Quillfeather ordered 3 widgets"
 	huge := secret + " " + hex.EncodeToString(pseudoRandom(20000)) // compresses to about 20 KB: offloaded
 	written := workerPayloads(t, kit, "orders", secret, huge)
 	if !offload.IsClaim(written[1]) || offload.IsClaim(written[0]) {
@@ -116,7 +116,7 @@ func TestKitEncryptionAndOffload(t *testing.T) {
 		t.Fatalf("worker decode of server-encoded payload = %q, %v", back, err)
 	}
 
-	if strings.Contains(logs.String(), "4711") || strings.Contains(logs.String(), "widgets") {
+	if strings.Contains(logs.String(), "Quillfeather") || strings.Contains(logs.String(), "widgets") {
 		t.Error("audit log contains payload contents")
 	}
 }
