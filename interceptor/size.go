@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -188,7 +189,9 @@ func (o *sizeWorkflowOutbound) ExecuteActivity(ctx workflow.Context, activityTyp
 		}
 		if size, ok := t.measure(nil, ctx, sc, args); ok {
 			if record {
-				t.observe(context.Background(), span, KindActivity, activityType, DirectionInput, size)
+				// Depending on interceptor order the span here is the activity's StartActivity span
+				// or the workflow's own RunWorkflow span; the latter keeps the workflow's size.
+				t.observeOn(context.Background(), span, KindActivity, activityType, DirectionInput, size, isWorkflowSpan(span))
 			}
 			if limit && size > int64(t.opts.LimitSize) {
 				f, set := workflow.NewFuture(ctx)
@@ -301,7 +304,23 @@ func (t *Telemetry) measure(ctx context.Context, wctx workflow.Context, sc conve
 // observe records one measured size: a span attribute, a payloadkit.payload.size point, and a
 // span event and a warning when size crosses WarnSize.
 func (t *Telemetry) observe(ctx context.Context, span trace.Span, kind, typ, direction string, size int64) {
-	if span != nil && span.IsRecording() {
+	t.observeOn(ctx, span, kind, typ, direction, size, false)
+}
+
+// observeOn is observe; with asEvent the size goes into a span event (EventPayloadSize) instead
+// of the span's own size attribute: used when the span is not the measured call's own (an
+// activity input measured inside the workflow's span), so that the workflow's attribute keeps
+// the workflow's size.
+func (t *Telemetry) observeOn(ctx context.Context, span trace.Span, kind, typ, direction string, size int64, asEvent bool) {
+	if span != nil && span.IsRecording() && asEvent {
+		span.AddEvent(EventPayloadSize, trace.WithAttributes(
+			attribute.String("kind", kind),
+			attribute.String("type", typ),
+			attribute.String("direction", direction),
+			attribute.Int64("bytes", size),
+		))
+	}
+	if span != nil && span.IsRecording() && !asEvent {
 		key := AttrInputBytes
 		if direction == DirectionResult {
 			key = AttrResultBytes
@@ -340,4 +359,10 @@ func (t *Telemetry) tooLarge(kind, typ, direction string, size int64) error {
 // across the wire: retrying cannot make the same value smaller.
 func applicationError(err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), PayloadTooLargeErrorType, err)
+}
+
+// isWorkflowSpan reports whether span is the SDK tracing interceptor's RunWorkflow span.
+func isWorkflowSpan(span trace.Span) bool {
+	named, ok := span.(interface{ Name() string })
+	return ok && strings.HasPrefix(named.Name(), "RunWorkflow:")
 }

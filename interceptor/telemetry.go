@@ -72,6 +72,10 @@ const (
 // Options.WarnSize.
 const EventLargePayload = "payloadkit.payload.large"
 
+// EventPayloadSize is the span event recording the size of an activity input measured inside
+// the calling workflow's span (attributes kind, type, direction, bytes).
+const EventPayloadSize = "payloadkit.payload.size"
+
 // Options configure telemetry. A nil *Options and the zero value record with the OpenTelemetry
 // global providers and every switch on.
 type Options struct {
