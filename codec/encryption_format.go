@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -8,6 +9,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
 )
 
 // Metadata written by the encryption codec on every encrypted payload.
@@ -261,4 +265,30 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
+}
+
+// Envelope is what the header of an encrypted payload says, readable without any key: for
+// audits, tests and tools that check which master key, data key and encryption context a
+// stored payload uses.
+type Envelope struct {
+	// KeyID is the master key id that encrypted the data key.
+	KeyID string
+	// EncryptedDataKey is the data key as the key provider encrypted it.
+	EncryptedDataKey []byte
+	// Context is the encryption context (the namespace under ContextKeyNamespace, and static pairs).
+	Context map[string]string
+}
+
+// ReadEnvelope parses the header of a binary/encrypted payload, with the same bounds as
+// decoding. It decrypts nothing and so does not authenticate the header: trust what it
+// returns only after the payload decoded.
+func ReadEnvelope(p *commonpb.Payload) (Envelope, error) {
+	if enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc != EncodingEncrypted {
+		return Envelope{}, fmt.Errorf("%w: encoding %q, want %q", ErrMalformed, enc, EncodingEncrypted)
+	}
+	h, _, err := parseHeader(p.GetData())
+	if err != nil {
+		return Envelope{}, err
+	}
+	return Envelope{KeyID: h.keyID, EncryptedDataKey: bytes.Clone(h.edk), Context: h.context}, nil
 }

@@ -78,29 +78,22 @@ func attrsMatch(get func(string) (string, bool), want map[string]string) bool {
 // histInt returns the data points of an Int64 histogram whose attributes include want.
 func histInt(t *testing.T, data metricdata.Aggregation, want map[string]string) []metricdata.HistogramDataPoint[int64] {
 	t.Helper()
-	h, ok := data.(metricdata.Histogram[int64])
-	if !ok {
-		t.Fatalf("aggregation %T, want Histogram[int64]", data)
-	}
-	var out []metricdata.HistogramDataPoint[int64]
-	for _, dp := range h.DataPoints {
-		if attrsMatch(func(k string) (string, bool) {
-			v, ok := dp.Attributes.Value(attrKey(k))
-			return v.Emit(), ok
-		}, want) {
-			out = append(out, dp)
-		}
-	}
-	return out
+	return hist[int64](t, data, want)
 }
 
+// histFloat returns the data points of a Float64 histogram whose attributes include want.
 func histFloat(t *testing.T, data metricdata.Aggregation, want map[string]string) []metricdata.HistogramDataPoint[float64] {
 	t.Helper()
-	h, ok := data.(metricdata.Histogram[float64])
+	return hist[float64](t, data, want)
+}
+
+func hist[N int64 | float64](t *testing.T, data metricdata.Aggregation, want map[string]string) []metricdata.HistogramDataPoint[N] {
+	t.Helper()
+	h, ok := data.(metricdata.Histogram[N])
 	if !ok {
-		t.Fatalf("aggregation %T, want Histogram[float64]", data)
+		t.Fatalf("aggregation %T, want %T", data, h)
 	}
-	var out []metricdata.HistogramDataPoint[float64]
+	var out []metricdata.HistogramDataPoint[N]
 	for _, dp := range h.DataPoints {
 		if attrsMatch(func(k string) (string, bool) {
 			v, ok := dp.Attributes.Value(attrKey(k))

@@ -188,21 +188,9 @@ func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
 // escapeFileSegment percent-encodes every byte of s but ASCII letters, digits, '-', '_' and a
 // non-leading '.', so that no file name starts with '.' (temporary files do).
 func escapeFileSegment(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		safe := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || (c == '.' && i > 0)
-		if safe {
-			b.WriteByte(c)
-			continue
-		}
-		const hexDigits = "0123456789ABCDEF"
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[c>>4])
-		b.WriteByte(hexDigits[c&0xf])
-	}
-	return b.String()
+	return percentEncode(s, func(i int, c byte) bool {
+		return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || (c == '.' && i > 0)
+	})
 }
 
 // validateKey rejects keys that are empty, absolute, longer than maxKeySize, contain a NUL byte,

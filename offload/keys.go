@@ -58,11 +58,16 @@ func driverSegment(s string) string {
 
 // escapeSegment percent-encodes every byte of s but ASCII letters, digits and s3SafeChars.
 func escapeSegment(s string) string {
+	return percentEncode(s, func(_ int, c byte) bool { return isSafeByte(c) })
+}
+
+// percentEncode writes every byte of s for which safe(index, byte) is false as %XX.
+func percentEncode(s string, safe func(i int, c byte) bool) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if isSafeByte(c) {
+		if safe(i, c) {
 			b.WriteByte(c)
 			continue
 		}

@@ -138,29 +138,15 @@ func resolve(opts *Options) (resolved, error) {
 	if r.store == nil {
 		return resolved{}, fmt.Errorf("offload: Store is required")
 	}
-	switch {
-	case r.threshold < 0:
-		return resolved{}, fmt.Errorf("offload: Threshold must not be negative, got %d", r.threshold)
-	case r.threshold == 0:
-		r.threshold = DefaultThreshold
-	}
-	switch {
-	case r.maxPayloadSize < 0:
-		return resolved{}, fmt.Errorf("offload: MaxPayloadSize must not be negative, got %d", r.maxPayloadSize)
-	case r.maxPayloadSize == 0:
-		r.maxPayloadSize = DefaultMaxPayloadSize
-	}
-	switch {
-	case r.concurrency < 0:
-		return resolved{}, fmt.Errorf("offload: Concurrency must not be negative, got %d", r.concurrency)
-	case r.concurrency == 0:
-		r.concurrency = DefaultConcurrency
-	}
-	switch {
-	case r.timeout < 0:
-		return resolved{}, fmt.Errorf("offload: Timeout must not be negative, got %s", r.timeout)
-	case r.timeout == 0:
-		r.timeout = DefaultTimeout
+	for _, err := range []error{
+		defaultNonNegative("Threshold", &r.threshold, DefaultThreshold),
+		defaultNonNegative("MaxPayloadSize", &r.maxPayloadSize, DefaultMaxPayloadSize),
+		defaultNonNegative("Concurrency", &r.concurrency, DefaultConcurrency),
+		defaultNonNegative("Timeout", &r.timeout, DefaultTimeout),
+	} {
+		if err != nil {
+			return resolved{}, err
+		}
 	}
 	if r.prefix == "" {
 		r.prefix = DefaultPrefix
@@ -172,6 +158,17 @@ func resolve(opts *Options) (resolved, error) {
 		r.driverName = DefaultDriverName
 	}
 	return r, nil
+}
+
+// defaultNonNegative rejects a negative *v and replaces zero with def.
+func defaultNonNegative[T int | int64 | time.Duration](field string, v *T, def T) error {
+	switch {
+	case *v < 0:
+		return fmt.Errorf("offload: %s must not be negative, got %v", field, *v)
+	case *v == 0:
+		*v = def
+	}
+	return nil
 }
 
 func validatePrefix(p string) error {

@@ -86,17 +86,10 @@ func failureHistoryBytes(t *testing.T, ctx context.Context, s *server, run clien
 // message, the details and a panic's stack trace) and checks that the raw history holds none of
 // it in plain text while the client gets the original error back.
 func TestFailureSecretsStayOutOfHistory(t *testing.T) {
-	keyring, err := codec.NewStaticKeyring("k1", map[string][]byte{"k1": codec.GenerateKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kit, err := payloadkit.New(context.Background(), payloadkit.Options{
+	keyring := staticKeyring(t, "k1")
+	kit := newKit(t, payloadkit.Options{
 		Encryption: &codec.EncryptionOptions{Keys: keyring},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kit.Close() })
 	s := startServer(t, kit)
 	s.worker("failure", failureRegister)
 	fc, ok := kit.FailureConverter().(*failureconv.Converter)

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/payloadkit/payloadkit"
+	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/samples/internal/history"
 )
 
@@ -17,6 +18,27 @@ import (
 type server struct {
 	*temporaltest.TestServer
 	kit *payloadkit.Kit
+}
+
+// newKit builds a Kit from opts, closed with the test.
+func newKit(t *testing.T, opts payloadkit.Options) *payloadkit.Kit {
+	t.Helper()
+	kit, err := payloadkit.New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kit.Close() })
+	return kit
+}
+
+// staticKeyring returns a keyring holding one new random key, id.
+func staticKeyring(t *testing.T, id string) *codec.StaticKeyring {
+	t.Helper()
+	ring, err := codec.NewStaticKeyring(id, map[string][]byte{id: codec.GenerateKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
 }
 
 // startServer starts an in-process Temporal server wired to kit; it stops with the test.

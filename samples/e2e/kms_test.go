@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -116,14 +115,7 @@ func kmsKit(t *testing.T, server *workflowtest.KMS, keyID string, rec *kmsRecord
 	if err != nil {
 		t.Fatal(err)
 	}
-	kit, err := payloadkit.New(context.Background(), payloadkit.Options{
-		Encryption: &codec.EncryptionOptions{Keys: provider},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kit.Close() })
-	return kit
+	return newKit(t, payloadkit.Options{Encryption: &codec.EncryptionOptions{Keys: provider}})
 }
 
 // TestKMSDataKeysCachedAcrossRun runs a five-activity workflow with payloads encrypted under a
@@ -195,13 +187,13 @@ func TestKMSDataKeysCachedAcrossRun(t *testing.T) {
 		switch enc := p.Encoding(); enc {
 		case codec.EncodingEncrypted:
 			encrypted++
-			ctxPairs, edk, err := kmsEnvelope(p.Payload.GetData())
+			env, err := codec.ReadEnvelope(p.Payload)
 			if err != nil {
 				t.Errorf("event %d %s: %v", p.EventID, p.Field, err)
 			} else {
-				dataKeys[string(edk)] = true
-				if ctxPairs[codec.ContextKeyNamespace] != ns {
-					t.Errorf("event %d %s: envelope encryption context %v, want %s=%s", p.EventID, p.Field, ctxPairs, codec.ContextKeyNamespace, ns)
+				dataKeys[string(env.EncryptedDataKey)] = true
+				if env.Context[codec.ContextKeyNamespace] != ns {
+					t.Errorf("event %d %s: envelope encryption context %v, want %s=%s", p.EventID, p.Field, env.Context, codec.ContextKeyNamespace, ns)
 				}
 			}
 			if bytes.Contains(p.Payload.GetData(), []byte(in.Email)) {
@@ -271,48 +263,6 @@ func kmsCheckHeader(t *testing.T, field, encoding string, data []byte) {
 			t.Errorf("%s: tracing header carries %q", field, k)
 		}
 	}
-}
-
-// kmsEnvelope reads the encryption context and the encrypted data key from the header of an
-// encrypted payload's data (envelope format version 1, see codec.CipherAES256GCMCommitV1),
-// checking every length against the data before slicing.
-func kmsEnvelope(data []byte) (encCtx map[string]string, edk []byte, err error) {
-	off := 0
-	take := func(n int) []byte {
-		if err != nil {
-			return nil
-		}
-		if n < 0 || n > len(data)-off {
-			err = fmt.Errorf("envelope: need %d bytes at offset %d, have %d", n, off, len(data)-off)
-			return nil
-		}
-		b := data[off : off+n]
-		off += n
-		return b
-	}
-	u16 := func() int {
-		b := take(2)
-		if b == nil {
-			return 0
-		}
-		return int(binary.BigEndian.Uint16(b))
-	}
-	if magic := take(4); err == nil && string(magic) != "PKE\x01" {
-		return nil, nil, fmt.Errorf("envelope: magic %q, want \"PKE\\x01\"", magic)
-	}
-	take(u16())       // master key id
-	edk = take(u16()) // encrypted data key
-	take(32 + 32)     // message id, key commitment
-	n := u16()
-	encCtx = make(map[string]string, n)
-	for i := 0; i < n && err == nil; i++ {
-		k := string(take(u16()))
-		encCtx[k] = string(take(u16()))
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return encCtx, edk, nil
 }
 
 func kmsContexts(reqs []kmsRequest) string {

@@ -121,15 +121,10 @@ func offloadKMSKit(t *testing.T, store offload.Store, mode offload.Mode, prefix 
 	if err != nil {
 		t.Fatal(err)
 	}
-	kit, err := payloadkit.New(context.Background(), payloadkit.Options{
+	return newKit(t, payloadkit.Options{
 		Encryption: &codec.EncryptionOptions{Keys: provider},
 		Offload:    &offload.Options{Store: store, Mode: mode, Prefix: prefix, Timeout: 20 * time.Second},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kit.Close() })
-	return kit
 }
 
 // offloadObjectKey returns the object key named by a history payload: a codec claim or an SDK
@@ -327,10 +322,7 @@ func TestOffloadStoreOutageRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyring, err := codec.NewStaticKeyring("k1", map[string][]byte{"k1": codec.GenerateKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyring := staticKeyring(t, "k1")
 
 	var (
 		mu          sync.Mutex
@@ -344,14 +336,10 @@ func TestOffloadStoreOutageRetries(t *testing.T) {
 		mu.Unlock()
 		failedOnce.Do(func() { close(failed) })
 	}}
-	kit, err := payloadkit.New(context.Background(), payloadkit.Options{
+	kit := newKit(t, payloadkit.Options{
 		Encryption: &codec.EncryptionOptions{Keys: keyring},
 		Offload:    &offload.Options{Store: recording, Threshold: 4 << 10, Timeout: 5 * time.Second},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kit.Close() })
 
 	s := startServer(t, kit)
 	var attempts atomic.Int32

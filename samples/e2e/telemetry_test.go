@@ -219,15 +219,11 @@ func TestTelemetryEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := &telemetryCountingStore{MemoryStore: offload.NewMemoryStore()}
-	kit, err := payloadkit.New(context.Background(), payloadkit.Options{
+	kit := newKit(t, payloadkit.Options{
 		Encryption: &codec.EncryptionOptions{Keys: provider},
 		Offload:    &offload.Options{Store: store, Threshold: telemetryThreshold, Timeout: 10 * time.Second},
 		Telemetry:  &interceptor.Options{TracerProvider: tp, MeterProvider: mp},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kit.Close() })
 
 	s := startServer(t, kit)
 	s.worker("telemetry", func(r worker.Registry) {
@@ -274,15 +270,11 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cold, err := payloadkit.New(context.Background(), payloadkit.Options{
+	cold := newKit(t, payloadkit.Options{
 		Encryption: &codec.EncryptionOptions{Keys: coldProvider},
 		Offload:    &offload.Options{Store: store, Threshold: telemetryThreshold, Timeout: 10 * time.Second},
 		Telemetry:  &interceptor.Options{TracerProvider: tp, MeterProvider: mp},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cold.Close() })
 	var again telemetryReceipt
 	if err := s.NewClientWithOptions(cold.ClientOptions(client.Options{})).GetWorkflow(ctx, run.GetID(), run.GetRunID()).Get(ctx, &again); err != nil {
 		t.Fatalf("reading the result with a second Kit: %v", err)

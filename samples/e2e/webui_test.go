@@ -223,17 +223,10 @@ func webuiArtifactsDir(t *testing.T) string {
 func TestWebUIShowsDecodedHistory(t *testing.T) {
 	uiBin, chromium := webuiTools(t)
 
-	keyring, err := codec.NewStaticKeyring("webui-key", map[string][]byte{"webui-key": codec.GenerateKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kit, err := payloadkit.New(context.Background(), payloadkit.Options{
+	keyring := staticKeyring(t, "webui-key")
+	kit := newKit(t, payloadkit.Options{
 		Encryption: &codec.EncryptionOptions{Keys: keyring},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = kit.Close() })
 	s := startServer(t, kit)
 	ns := s.GetDefaultNamespace()
 	s.worker("webui", func(r worker.Registry) {
