@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Defaults of CacheOptions and EncryptionOptions.
@@ -81,55 +83,6 @@ func (o *CacheOptions) resolve() (CacheOptions, error) {
 	return r, nil
 }
 
-// flightGroup lets concurrent callers with the same key share one in-flight call.
-type flightGroup[T any] struct {
-	mu sync.Mutex
-	m  map[string]*flight[T]
-}
-
-type flight[T any] struct {
-	done chan struct{}
-	val  T
-	err  error
-	dups int
-}
-
-// do runs fn once for all concurrent callers with key; fn runs in the first caller's goroutine.
-func (g *flightGroup[T]) do(key string, fn func() (T, error)) (T, error) {
-	g.mu.Lock()
-	if g.m == nil {
-		g.m = make(map[string]*flight[T])
-	}
-	if f, ok := g.m[key]; ok {
-		f.dups++
-		g.mu.Unlock()
-		<-f.done
-		return f.val, f.err
-	}
-	f := &flight[T]{done: make(chan struct{})}
-	g.m[key] = f
-	g.mu.Unlock()
-
-	defer func() {
-		g.mu.Lock()
-		delete(g.m, key)
-		g.mu.Unlock()
-		close(f.done)
-	}()
-	f.val, f.err = fn()
-	return f.val, f.err
-}
-
-// waiting reports how many callers wait on the in-flight call for key.
-func (g *flightGroup[T]) waiting(key string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if f, ok := g.m[key]; ok {
-		return f.dups
-	}
-	return 0
-}
-
 // encEntry is a data key cached for encryption under one encryption context.
 type encEntry struct {
 	key      DataKey
@@ -160,8 +113,11 @@ type keyState struct {
 	dec     map[string]*list.Element
 	decList *list.List
 
-	encFlight flightGroup[*encEntry]
-	decFlight flightGroup[[]byte]
+	// encFlight and decFlight let concurrent callers that missed the cache share one provider
+	// call. Each flight checks the cache again before it calls the provider, so a caller that
+	// arrives just after a flight has ended finds its result instead of starting another call.
+	encFlight singleflight.Group
+	decFlight singleflight.Group
 }
 
 func (s *keyState) event(e KeyEvent) {
@@ -225,13 +181,15 @@ func (s *keyState) decrypt(h *envelopeHeader) ([]byte, error) {
 	return pt, nil
 }
 
+// hasRoomLocked reports whether e may still encrypt one message of n bytes.
+func (s *keyState) hasRoomLocked(e *encEntry, n int64, now time.Time) bool {
+	return !e.retired && now.Sub(e.created) < s.cache.MaxAge && e.messages < s.cache.MaxMessages &&
+		(e.messages == 0 || (e.bytes+n <= s.cache.MaxBytes && e.bytes < s.cache.MaxBytes))
+}
+
 // reserveLocked counts one message of n bytes against e if e may still encrypt it.
 func (s *keyState) reserveLocked(e *encEntry, n int64, now time.Time) bool {
-	if e.retired {
-		return false
-	}
-	if now.Sub(e.created) >= s.cache.MaxAge || e.messages >= s.cache.MaxMessages ||
-		(e.messages > 0 && e.bytes+n > s.cache.MaxBytes) || (e.messages > 0 && e.bytes >= s.cache.MaxBytes) {
+	if !s.hasRoomLocked(e, n, now) {
 		return false
 	}
 	e.messages++
@@ -254,62 +212,69 @@ func (s *keyState) retireLocked(ctxKey string, e *encEntry) {
 func (s *keyState) encryptionKey(ctxKey string, encCtx map[string]string, n int64) (DataKey, error) {
 	missed := false
 	for {
-		now := s.now()
-		s.mu.Lock()
-		if e := s.enc[ctxKey]; e != nil {
-			if s.reserveLocked(e, n, now) {
-				dk := e.key
-				dk.Plaintext = bytes.Clone(dk.Plaintext)
-				s.mu.Unlock()
-				if !missed {
-					s.event(KeyEvent{Kind: "cache", Operation: "GenerateDataKey", KeyID: dk.KeyID, Hit: true})
-				}
-				return dk, nil
+		if dk, ok := s.reserveCached(ctxKey, n); ok {
+			if !missed {
+				s.event(KeyEvent{Kind: "cache", Operation: "GenerateDataKey", KeyID: dk.KeyID, Hit: true})
 			}
-			s.retireLocked(ctxKey, e)
+			return dk, nil
 		}
-		s.mu.Unlock()
 		if !missed {
 			missed = true
 			s.event(KeyEvent{Kind: "cache", Operation: "GenerateDataKey"})
 		}
-
-		var mine DataKey
-		e, err := s.encFlight.do(ctxKey, func() (*encEntry, error) {
-			dk, err := s.generate(encCtx)
-			if err != nil {
-				return nil, err
-			}
-			now := s.now()
-			e := &encEntry{key: dk, created: now, messages: 1, bytes: n}
-			mine = dk
-			mine.Plaintext = bytes.Clone(dk.Plaintext)
-			s.mu.Lock()
-			if old := s.enc[ctxKey]; old != nil {
-				s.retireLocked(ctxKey, old)
-			}
-			s.evictEncLocked()
-			s.enc[ctxKey] = e
-			s.putDecLocked(dataKeyCacheKey(dk.KeyID, dk.Encrypted, []byte(ctxKey)), dk.Plaintext, now)
-			s.mu.Unlock()
-			return e, nil
-		})
-		if err != nil {
+		// Every caller that missed waits for one flight, then reserves its message on the entry
+		// the flight left in the cache. If that entry filled up meanwhile, the loop goes again.
+		if _, err, _ := s.encFlight.Do(ctxKey, func() (any, error) {
+			return nil, s.refreshEncryptionKey(ctxKey, encCtx, n)
+		}); err != nil {
 			return DataKey{}, err
 		}
-		if mine.Plaintext != nil {
-			return mine, nil
-		}
-		// A concurrent caller generated e: share it if it still has room, else go again.
-		s.mu.Lock()
-		if s.reserveLocked(e, n, s.now()) {
-			dk := e.key
-			dk.Plaintext = bytes.Clone(dk.Plaintext)
-			s.mu.Unlock()
-			return dk, nil
-		}
-		s.mu.Unlock()
 	}
+}
+
+// reserveCached reserves one message of n bytes on the cached data key of ctxKey, retiring the
+// entry if it is spent. It returns the caller's copy of the key.
+func (s *keyState) reserveCached(ctxKey string, n int64) (DataKey, bool) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.enc[ctxKey]
+	if e == nil {
+		return DataKey{}, false
+	}
+	if !s.reserveLocked(e, n, now) {
+		s.retireLocked(ctxKey, e)
+		return DataKey{}, false
+	}
+	dk := e.key
+	dk.Plaintext = bytes.Clone(dk.Plaintext)
+	return dk, true
+}
+
+// refreshEncryptionKey runs inside the encryption flight of ctxKey: unless the cache already
+// holds a usable entry (put there by a flight that ended just before this one started), it
+// generates a data key and caches it with no message counted yet.
+func (s *keyState) refreshEncryptionKey(ctxKey string, encCtx map[string]string, n int64) error {
+	s.mu.Lock()
+	if e := s.enc[ctxKey]; e != nil && s.hasRoomLocked(e, n, s.now()) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	dk, err := s.generate(encCtx)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.enc[ctxKey]; old != nil {
+		s.retireLocked(ctxKey, old)
+	}
+	s.evictEncLocked()
+	s.enc[ctxKey] = &encEntry{key: dk, created: now}
+	s.putDecLocked(dataKeyCacheKey(dk.KeyID, dk.Encrypted, []byte(ctxKey)), dk.Plaintext, now)
+	return nil
 }
 
 // evictEncLocked makes room for one more encryption entry by retiring the oldest.
@@ -328,23 +293,17 @@ func (s *keyState) evictEncLocked() {
 
 // decryptionKey returns the caller's copy of the plaintext data key of h.
 func (s *keyState) decryptionKey(h *envelopeHeader) ([]byte, error) {
-	now := s.now()
-	s.mu.Lock()
-	if el, ok := s.dec[h.cacheKey]; ok {
-		e := el.Value.(*decEntry)
-		if now.Sub(e.created) < s.cache.MaxAge {
-			s.decList.MoveToFront(el)
-			pt := bytes.Clone(e.plaintext)
-			s.mu.Unlock()
-			s.event(KeyEvent{Kind: "cache", Operation: "Decrypt", KeyID: h.keyID, Hit: true})
-			return pt, nil
-		}
-		s.removeDecLocked(el)
+	if pt, ok := s.cachedDecryptionKey(h.cacheKey); ok {
+		s.event(KeyEvent{Kind: "cache", Operation: "Decrypt", KeyID: h.keyID, Hit: true})
+		return pt, nil
 	}
-	s.mu.Unlock()
 	s.event(KeyEvent{Kind: "cache", Operation: "Decrypt", KeyID: h.keyID})
 
-	pt, err := s.decFlight.do(h.cacheKey, func() ([]byte, error) {
+	v, err, _ := s.decFlight.Do(h.cacheKey, func() (any, error) {
+		// A flight that ended just before this one started may have cached the key already.
+		if pt, ok := s.cachedDecryptionKey(h.cacheKey); ok {
+			return pt, nil
+		}
 		pt, err := s.decrypt(h)
 		if err != nil {
 			return nil, err
@@ -357,7 +316,26 @@ func (s *keyState) decryptionKey(h *envelopeHeader) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return bytes.Clone(pt), nil
+	return bytes.Clone(v.([]byte)), nil
+}
+
+// cachedDecryptionKey returns a copy of the cached plaintext data key of cacheKey, dropping it
+// if it is older than MaxAge.
+func (s *keyState) cachedDecryptionKey(cacheKey string) ([]byte, bool) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.dec[cacheKey]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*decEntry)
+	if now.Sub(e.created) >= s.cache.MaxAge {
+		s.removeDecLocked(el)
+		return nil, false
+	}
+	s.decList.MoveToFront(el)
+	return bytes.Clone(e.plaintext), true
 }
 
 func (s *keyState) putDecLocked(key string, plaintext []byte, now time.Time) {

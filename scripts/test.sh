@@ -42,6 +42,10 @@ if grep -q 'go.temporal.io/server' go.mod; then
 	exit 1
 fi
 
+log "go mod tidy (both modules must be tidy)"
+go mod tidy -diff
+(cd samples && go mod tidy -diff)
+
 log "go test (library)"
 go test -timeout 20m ./...
 log "go test (samples)"
