@@ -73,6 +73,9 @@ const (
 	DefaultMinSize = 256
 	// DefaultMaxDecodedSize is the largest decoded payload, in bytes, a decoder accepts (64 MiB).
 	DefaultMaxDecodedSize = 64 << 20
+	// DefaultMaxDecodedBatchFactor gives the default of MaxDecodedBatchSize: that many times
+	// MaxDecodedSize (128 MiB with the defaults).
+	DefaultMaxDecodedBatchFactor = 2
 )
 
 // Errors returned (wrapped) by the compression codec's Decode; test them with errors.Is.
@@ -80,6 +83,10 @@ var (
 	// ErrDecodedTooLarge reports a compressed payload whose decoded size exceeds
 	// CompressionOptions.MaxDecodedSize (for example a decompression bomb).
 	ErrDecodedTooLarge = errors.New("payloadkit: compression: decoded size exceeds the limit")
+	// ErrDecodeBudget reports a Decode call whose compressed payloads together decode to more
+	// than CompressionOptions.MaxDecodedBatchSize: many small bombs in one batch. Errors
+	// matching it also match ErrDecodedTooLarge.
+	ErrDecodeBudget = errors.New("payloadkit: compression: decoded bytes of one Decode call exceed MaxDecodedBatchSize")
 	// ErrCorrupt reports a compressed payload that cannot be decompressed or whose
 	// decompressed bytes are not a marshalled Payload.
 	ErrCorrupt = errors.New("payloadkit: compression: corrupt compressed payload")
@@ -97,6 +104,12 @@ type CompressionOptions struct {
 	// MaxDecodedSize bounds the decoded size, in bytes, of any compressed payload.
 	// Defaults to DefaultMaxDecodedSize. Negative values are rejected.
 	MaxDecodedSize int64
+	// MaxDecodedBatchSize bounds the decoded bytes of all compressed payloads of one Decode
+	// call together (a workflow's input arguments, a signal's, a Codec Server request's): each
+	// payload is decoded with what is left of it as its limit, so a batch of small bombs stops
+	// at this many bytes. Defaults to DefaultMaxDecodedBatchFactor times MaxDecodedSize.
+	// Values below MaxDecodedSize are rejected.
+	MaxDecodedBatchSize int64
 }
 
 // NewCompressionCodec returns the compression stage for opts (nil means defaults).
@@ -153,12 +166,20 @@ func NewCompressionCodec(opts *CompressionOptions) (converter.PayloadCodec, erro
 		return nil, fmt.Errorf("Compression.MaxDecodedSize %d: must be 0 (default %d) or a positive number of bytes",
 			o.MaxDecodedSize, int64(DefaultMaxDecodedSize))
 	}
+	if o.MaxDecodedBatchSize == 0 {
+		o.MaxDecodedBatchSize = DefaultMaxDecodedBatchFactor * o.MaxDecodedSize
+	}
+	if o.MaxDecodedBatchSize < o.MaxDecodedSize {
+		return nil, fmt.Errorf("Compression.MaxDecodedBatchSize %d: must be 0 (default %d times MaxDecodedSize) or at least MaxDecodedSize (%d)",
+			o.MaxDecodedBatchSize, DefaultMaxDecodedBatchFactor, o.MaxDecodedSize)
+	}
 
 	c := &compressionCodec{
 		alg:        o.Algorithm,
 		level:      lvl,
 		minSize:    o.MinSize,
 		maxDecoded: o.MaxDecodedSize,
+		maxBatch:   o.MaxDecodedBatchSize,
 	}
 	switch o.Algorithm {
 	case Zstd:
@@ -269,6 +290,7 @@ type compressionCodec struct {
 	encoding   string // written encoding; empty for None
 	minSize    int
 	maxDecoded int64
+	maxBatch   int64
 
 	zenc      *zstd.Encoder
 	zencLarge *zstd.Encoder // LevelDefault inputs of at least 2*zstdFrameSize; nil otherwise
@@ -422,6 +444,7 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 func (c *compressionCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	var buf *[]byte
+	var used int64 // decoded bytes of this call, against maxBatch
 	defer func() {
 		if buf != nil {
 			putBuffer(buf)
@@ -438,8 +461,10 @@ func (c *compressionCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Pay
 		if buf == nil {
 			buf = getBuffer()
 		}
-		decoded, err := c.decompress(string(enc), (*buf)[:0], p.GetData())
+		limit := min(c.maxDecoded, c.maxBatch-used)
+		decoded, err := c.decompress(string(enc), (*buf)[:0], p.GetData(), limit)
 		if err == nil {
+			used += int64(len(decoded))
 			*buf = decoded // keep a grown buffer for the next payloads
 			np := &commonpb.Payload{}
 			// Unmarshal copies bytes fields, so the pooled buffer can be reused.
@@ -449,6 +474,10 @@ func (c *compressionCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Pay
 				out[i] = np
 				continue
 			}
+		}
+		if errors.Is(err, ErrDecodedTooLarge) && limit < c.maxDecoded {
+			return nil, fmt.Errorf("%w (%d bytes; %d decoded before this payload) [payload=%d, encoding=%s, size=%d]: %w",
+				ErrDecodeBudget, c.maxBatch, used, i, enc, len(p.GetData()), ErrDecodedTooLarge)
 		}
 		if errors.Is(err, ErrDecodedTooLarge) {
 			return nil, fmt.Errorf("%w (limit %d bytes) [payload=%d, encoding=%s, size=%d]",
@@ -460,17 +489,18 @@ func (c *compressionCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Pay
 }
 
 // decompress appends the decoded form of src to dst. Its errors wrap ErrDecodedTooLarge or ErrCorrupt.
-func (c *compressionCodec) decompress(encoding string, dst, src []byte) ([]byte, error) {
+// At most limit bytes are decoded.
+func (c *compressionCodec) decompress(encoding string, dst, src []byte, limit int64) ([]byte, error) {
 	switch encoding {
 	case EncodingZstd:
-		return c.decodeZstd(dst, src)
+		return c.decodeZstd(dst, src, limit)
 	case EncodingS2, EncodingSnappy:
 		// The S2 block decoder also reads Snappy blocks.
 		n, err := s2.DecodedLen(src)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-		if int64(n) > c.maxDecoded {
+		if int64(n) > limit {
 			return nil, fmt.Errorf("%w: block declares %d bytes", ErrDecodedTooLarge, n)
 		}
 		out, err := s2.Decode(dst[:0], src)
@@ -489,7 +519,7 @@ func (c *compressionCodec) decompress(encoding string, dst, src []byte) ([]byte,
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-		dst, err = readLimited(zr, dst, c.maxDecoded)
+		dst, err = readLimited(zr, dst, limit)
 		gzipReaders.Put(zr)
 		return dst, err
 	case EncodingZlib:
@@ -503,19 +533,19 @@ func (c *compressionCodec) decompress(encoding string, dst, src []byte) ([]byte,
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-		dst, err = readLimited(zr, dst, c.maxDecoded)
+		dst, err = readLimited(zr, dst, limit)
 		zlibReaders.Put(zr)
 		return dst, err
 	}
 	return nil, fmt.Errorf("%w: unsupported encoding %q", ErrCorrupt, encoding)
 }
 
-func (c *compressionCodec) decodeZstd(dst, src []byte) ([]byte, error) {
+func (c *compressionCodec) decodeZstd(dst, src []byte, limit int64) ([]byte, error) {
 	var h zstd.Header
 	if err := h.Decode(src); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	if h.HasFCS && h.FrameContentSize > uint64(c.maxDecoded) {
+	if h.HasFCS && h.FrameContentSize > uint64(limit) {
 		return nil, fmt.Errorf("%w: frame declares %d bytes", ErrDecodedTooLarge, h.FrameContentSize)
 	}
 	if !h.HasFCS {
@@ -532,10 +562,22 @@ func (c *compressionCodec) decodeZstd(dst, src []byte) ([]byte, error) {
 		if err := d.Reset(bytes.NewReader(src)); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
-		dst, err := readLimited(d, dst, c.maxDecoded)
+		dst, err := readLimited(d, dst, limit)
 		_ = d.Reset(nil) // drop the reference to src
 		c.zstreams.Put(d)
 		return dst, err
+	}
+	// Every frame declares its size (payloadkit writes large payloads as several frames):
+	// check the sum against the limit before decoding anything, and give DecodeAll room for
+	// all of it, since it grows its output to exactly one more frame at a time, which copies
+	// the output once per frame.
+	if total, ok := zstdDeclaredSize(src); ok {
+		if total > uint64(limit) {
+			return nil, fmt.Errorf("%w: frames declare %d bytes", ErrDecodedTooLarge, total)
+		}
+		if uint64(cap(dst)) < total {
+			dst = make([]byte, 0, total)
+		}
 	}
 	c.zdecOnce.Do(func() {
 		c.zdec, c.zdecErr = zstd.NewReader(nil, append([]zstd.DOption{zstd.WithDecoderConcurrency(0)}, c.zdecOpts...)...)
@@ -547,7 +589,65 @@ func (c *compressionCodec) decodeZstd(dst, src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, zstdError(err)
 	}
+	if int64(len(out)) > limit {
+		// Later frames of a multi-frame payload went past what is left of the batch budget.
+		return nil, fmt.Errorf("%w: frames decode to %d bytes", ErrDecodedTooLarge, len(out))
+	}
 	return out, nil
+}
+
+// zstdDeclaredSize walks the frames of src by their headers and block headers, without
+// decoding, and returns the sum of their declared content sizes. ok is false when a frame
+// declares no size or src is not a well-formed sequence of frames (DecodeAll then reports it).
+func zstdDeclaredSize(src []byte) (total uint64, ok bool) {
+	for len(src) > 0 {
+		var h zstd.Header
+		if err := h.Decode(src); err != nil {
+			return 0, false
+		}
+		if h.Skippable {
+			n := uint64(h.HeaderSize) + uint64(h.SkippableSize)
+			if n > uint64(len(src)) {
+				return 0, false
+			}
+			src = src[n:]
+			continue
+		}
+		if !h.HasFCS || h.HeaderSize <= 0 || h.HeaderSize > len(src) {
+			return 0, false
+		}
+		src = src[h.HeaderSize:]
+		for last := false; !last; {
+			if len(src) < 3 {
+				return 0, false
+			}
+			bh := uint32(src[0]) | uint32(src[1])<<8 | uint32(src[2])<<16
+			src = src[3:]
+			last = bh&1 == 1
+			size := int(bh >> 3)
+			switch (bh >> 1) & 3 {
+			case 1: // RLE: one byte repeated size times
+				size = 1
+			case 3: // reserved
+				return 0, false
+			}
+			if size > len(src) {
+				return 0, false
+			}
+			src = src[size:]
+		}
+		if h.HasCheckSum {
+			if len(src) < 4 {
+				return 0, false
+			}
+			src = src[4:]
+		}
+		if total+h.FrameContentSize < total {
+			return 0, false
+		}
+		total += h.FrameContentSize
+	}
+	return total, true
 }
 
 func zstdError(err error) error {

@@ -785,3 +785,89 @@ func TestCompressionZstdLargeInputsAreCutIntoFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestCompressionBatchBudget is finding 1 of the security review: the per-payload limit alone
+// let a batch of small bombs (a 59-byte S2 block decodes to 64 MiB) retain many times the
+// limit. Each payload below decodes to just under the per-payload limit; together they far
+// exceed the batch budget, for every written format.
+func TestCompressionBatchBudget(t *testing.T) {
+	const perPayload = 60 << 20
+	bomb := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("binary/plain")}, Data: make([]byte, perPayload)}
+	const n = 8
+	for alg := range writtenEncodings {
+		t.Run(string(alg), func(t *testing.T) {
+			enc, err := newCodec(t, &codec.CompressionOptions{Algorithm: alg}).Encode([]*commonpb.Payload{bomb})
+			require.NoError(t, err)
+			batch := make([]*commonpb.Payload, n)
+			wire := 0
+			for i := range batch {
+				batch[i] = enc[0]
+				wire += proto.Size(enc[0])
+			}
+			c := newCodec(t, nil) // defaults: 64 MiB per payload, 128 MiB per Decode call
+			_, _ = c.Decode(batch[:1])
+
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			out, err := c.Decode(batch)
+			runtime.ReadMemStats(&after)
+
+			require.Nil(t, out)
+			require.ErrorIs(t, err, codec.ErrDecodeBudget)
+			require.ErrorIs(t, err, codec.ErrDecodedTooLarge)
+			require.Contains(t, err.Error(), "MaxDecodedBatchSize")
+			require.Contains(t, err.Error(), fmt.Sprint(codec.DefaultMaxDecodedBatchFactor*codec.DefaultMaxDecodedSize))
+			require.Contains(t, err.Error(), "payload=2", "the third payload crosses the 128 MiB budget")
+			allocated := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%s: %d payloads in %d wire bytes would decode to %d MiB; %d MiB allocated before the budget refused the batch",
+				alg, n, wire, n*perPayload>>20, allocated>>20)
+			// Two payloads fit the budget: each is decoded into a pooled buffer, then unmarshalled
+			// into its own copy. Without the budget all eight were (about 960 MiB).
+			require.Less(t, allocated, uint64(3*codec.DefaultMaxDecodedBatchFactor*codec.DefaultMaxDecodedSize))
+
+			// Within the budget the same payloads decode.
+			ok, err := c.Decode(batch[:2])
+			require.NoError(t, err)
+			require.Len(t, ok[1].Data, perPayload)
+		})
+	}
+}
+
+func TestCompressionBatchBudgetOption(t *testing.T) {
+	_, err := codec.NewCompressionCodec(&codec.CompressionOptions{MaxDecodedSize: 100, MaxDecodedBatchSize: 99})
+	require.ErrorContains(t, err, "MaxDecodedBatchSize")
+	p := &commonpb.Payload{Data: bytes.Repeat([]byte("z"), 10000)}
+	enc, err := newCodec(t, nil).Encode([]*commonpb.Payload{p})
+	require.NoError(t, err)
+	size := int64(proto.Size(p))
+	c := newCodec(t, &codec.CompressionOptions{MaxDecodedSize: size, MaxDecodedBatchSize: 2 * size})
+	_, err = c.Decode([]*commonpb.Payload{enc[0], enc[0]})
+	require.NoError(t, err, "two payloads fit a budget of exactly their size")
+	_, err = c.Decode([]*commonpb.Payload{enc[0], enc[0], enc[0]})
+	require.ErrorIs(t, err, codec.ErrDecodeBudget)
+}
+
+// TestCompressionZstdLargeDecodeAllocatesOnce guards the decoder of multi-frame zstd payloads
+// (LevelDefault cuts large inputs into frames): the output is sized from the frames' declared
+// sizes, where growing it one frame at a time copied it once per frame (a 60 MiB payload
+// allocated 3.6 GiB).
+func TestCompressionZstdLargeDecodeAllocatesOnce(t *testing.T) {
+	const size = 32 << 20
+	p := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("binary/plain")}, Data: make([]byte, size)}
+	c := newCodec(t, nil)
+	enc, err := c.Encode([]*commonpb.Payload{p})
+	require.NoError(t, err)
+	_, _ = c.Decode(enc)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	out, err := c.Decode(enc)
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	require.Len(t, out[0].Data, size)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("decoding %d MiB from %d bytes allocated %d MiB", size>>20, len(enc[0].Data), allocated>>20)
+	// The decoded bytes once, and the unmarshalled payload's copy.
+	require.Less(t, allocated, uint64(3*size))
+}

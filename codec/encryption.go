@@ -44,8 +44,35 @@ type EncryptionOptions struct {
 	// Context holds static encryption-context pairs added to the namespace. Keys must be
 	// non-empty and must not be ContextKeyNamespace, which the codec sets itself.
 	Context map[string]string
-	// AllowNamespaceMismatch lets decoding proceed when the current namespace differs from the stored one.
+	// AllowNamespaceMismatch lets decoding proceed when the current namespace differs from the
+	// stored one, or when the payload has none. Defaults to false.
 	AllowNamespaceMismatch bool
+	// AllowMissingNamespace lets a codec bound to a namespace decode envelopes that carry no
+	// namespace at all. Defaults to false: such envelopes fail with ErrNamespaceMismatch, since
+	// they could have been written for any namespace. The Kit binds every path it encodes on,
+	// failure paths included; set this only while histories written without a namespace (by
+	// other tools, or by payloadkit before envelopes were always bound) are still read.
+	AllowMissingNamespace bool
+	// AllowedKeyIDs, when not empty, lists the master key ids accepted on decode, exactly as
+	// payloads store them (the key id the provider reported when the data key was generated:
+	// for AWS KMS, the key ARN). A payload under any other master key fails with
+	// ErrKeyNotAllowed before any key-provider call. Defaults to empty: every master key the
+	// provider can decrypt with is accepted. List old keys too while their payloads are read.
+	AllowedKeyIDs []string
+	// AllowMissingContext lets decoding proceed when an envelope lacks a pair of Context (it
+	// was written before the pair was configured). Defaults to false: every configured pair
+	// must be present with the same value, else decoding fails with ErrContextMismatch. A pair
+	// present with another value always fails.
+	AllowMissingContext bool
+	// RequireEncryption makes Decode refuse every payload that is not encrypted with
+	// ErrNotEncrypted, so a forged plaintext payload cannot pass for data the Kit wrote.
+	// Defaults to false, because payloads written before encryption was turned on are
+	// plaintext: turn it on once those histories have been closed or their retention has passed.
+	RequireEncryption bool
+	// PlaintextEncodings lists payload encodings (metadata "encoding" values, for example
+	// "binary/null") that Decode still accepts unencrypted when RequireEncryption is set.
+	// Defaults to none.
+	PlaintextEncodings []string
 	// CallTimeout bounds each call to a remote key provider. Defaults to DefaultCallTimeout.
 	// Negative values are rejected.
 	CallTimeout time.Duration
@@ -78,6 +105,11 @@ type encryptionCodec struct {
 	state      *keyState
 	static     map[string]string
 	allowNSMis bool
+	allowNoNS  bool
+	allowNoCtx bool
+	allowedIDs map[string]bool // nil: every key id
+	requireEnc bool
+	plainOK    map[string]bool
 	rand       io.Reader
 
 	namespace string            // current namespace; "" when unknown
@@ -142,7 +174,31 @@ func newEncryptionCodec(opts *EncryptionOptions) (*encryptionCodec, error) {
 		},
 		static:     cloneContext(opts.Context),
 		allowNSMis: opts.AllowNamespaceMismatch,
+		allowNoNS:  opts.AllowMissingNamespace,
+		allowNoCtx: opts.AllowMissingContext,
+		requireEnc: opts.RequireEncryption,
 		rand:       rand.Reader,
+	}
+	for _, id := range opts.AllowedKeyIDs {
+		if id == "" || len(id) > MaxKeyIDLen {
+			return nil, fmt.Errorf("Encryption.AllowedKeyIDs: key id of %d bytes, want 1..%d", len(id), MaxKeyIDLen)
+		}
+		if c.allowedIDs == nil {
+			c.allowedIDs = make(map[string]bool)
+		}
+		c.allowedIDs[id] = true
+	}
+	if len(opts.PlaintextEncodings) > 0 && !opts.RequireEncryption {
+		return nil, fmt.Errorf("Encryption.PlaintextEncodings is set but RequireEncryption is not; set RequireEncryption to true")
+	}
+	for _, e := range opts.PlaintextEncodings {
+		if e == "" || e == EncodingEncrypted {
+			return nil, fmt.Errorf("Encryption.PlaintextEncodings: %q is not a plaintext encoding", e)
+		}
+		if c.plainOK == nil {
+			c.plainOK = make(map[string]bool)
+		}
+		c.plainOK[e] = true
 	}
 	c.bind("")
 	return c, nil
@@ -269,10 +325,14 @@ func (c *encryptionCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payl
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
 		md := p.GetMetadata()
-		if string(md[converter.MetadataEncoding]) != EncodingEncrypted {
+		if enc := string(md[converter.MetadataEncoding]); enc != EncodingEncrypted {
 			if _, ok := md[MetadataEncryptionCipher]; ok {
 				return nil, fmt.Errorf("encryption decode [payload=%d]: %w: %s metadata on a payload with encoding %q",
-					i, ErrMalformed, MetadataEncryptionCipher, md[converter.MetadataEncoding])
+					i, ErrMalformed, MetadataEncryptionCipher, truncateForError(enc, 64))
+			}
+			if c.requireEnc && !c.plainOK[enc] {
+				return nil, fmt.Errorf("encryption decode [payload=%d, encoding=%s]: %w (RequireEncryption is set)",
+					i, truncateForError(enc, 64), ErrNotEncrypted)
 			}
 			out[i] = p
 			continue
@@ -303,8 +363,8 @@ func (c *encryptionCodec) open(p *commonpb.Payload, batch *map[string][]byte) (*
 	if string(md[MetadataEncryptionKeyID]) != h.keyID {
 		return nil, h.keyID, fmt.Errorf("%w: %s metadata differs from the authenticated header", ErrDecrypt, MetadataEncryptionKeyID)
 	}
-	if ns, ok := h.context[ContextKeyNamespace]; ok && c.namespace != "" && ns != c.namespace && !c.allowNSMis {
-		return nil, h.keyID, fmt.Errorf("%w: payload namespace %q, current namespace %q", ErrNamespaceMismatch, truncateForError(ns, 256), c.namespace)
+	if err := c.checkHeader(h); err != nil {
+		return nil, h.keyID, err
 	}
 
 	var dataKey []byte
@@ -331,7 +391,7 @@ func (c *encryptionCodec) open(p *commonpb.Payload, batch *map[string][]byte) (*
 	}
 	defer clear(aesKey)
 	if subtle.ConstantTimeCompare(commitment, h.commitment) != 1 {
-		return nil, h.keyID, fmt.Errorf("%w: key commitment mismatch", ErrDecrypt)
+		return nil, h.keyID, fmt.Errorf("%w: %w", ErrDecrypt, ErrKeyCommitment)
 	}
 	aead, err := newGCM(aesKey)
 	if err != nil {
@@ -346,6 +406,33 @@ func (c *encryptionCodec) open(p *commonpb.Payload, batch *map[string][]byte) (*
 		return nil, h.keyID, fmt.Errorf("%w: inner payload: %w", ErrMalformed, err)
 	}
 	return inner, h.keyID, nil
+}
+
+// checkHeader applies the decode policy to an authenticated-to-be header before any
+// key-provider call: the key allow-list, the namespace binding and the static context pairs.
+func (c *encryptionCodec) checkHeader(h *envelopeHeader) error {
+	if c.allowedIDs != nil && !c.allowedIDs[h.keyID] {
+		return fmt.Errorf("%w: the key is not in AllowedKeyIDs", ErrKeyNotAllowed)
+	}
+	if c.namespace != "" && !c.allowNSMis {
+		ns, ok := h.context[ContextKeyNamespace]
+		switch {
+		case !ok && !c.allowNoNS:
+			return fmt.Errorf("%w: payload has no namespace, current namespace %q", ErrNamespaceMismatch, c.namespace)
+		case ok && ns != c.namespace:
+			return fmt.Errorf("%w: payload namespace %q, current namespace %q", ErrNamespaceMismatch, truncateForError(ns, 256), c.namespace)
+		}
+	}
+	for k, want := range c.static {
+		got, ok := h.context[k]
+		switch {
+		case !ok && !c.allowNoCtx:
+			return fmt.Errorf("%w: payload lacks the context pair %q", ErrContextMismatch, k)
+		case ok && got != want:
+			return fmt.Errorf("%w: context pair %q differs", ErrContextMismatch, k)
+		}
+	}
+	return nil
 }
 
 func truncateForError(s string, n int) string {

@@ -217,16 +217,47 @@ func TestEncryptionNamespaceContext(t *testing.T) {
 		if err != nil || len(h.context) != 0 {
 			t.Fatalf("context = %v, err = %v; want empty", h.context, err)
 		}
-		// A payload without a stored namespace decodes under any namespace.
-		if _, err := decodeOne(bare.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "ns2"}), p); err != nil {
+		// Finding 4 of the security review: a payload without a stored namespace used to decode
+		// under any namespace. A bound codec now refuses it unless told otherwise.
+		ns2 := bare.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "ns2"})
+		if _, err := decodeOne(ns2, p); !errors.Is(err, ErrNamespaceMismatch) || !strings.Contains(err.Error(), "no namespace") {
+			t.Fatalf("err = %v, want ErrNamespaceMismatch for a payload without namespace", err)
+		}
+		for name, opts := range map[string]EncryptionOptions{
+			"AllowMissingNamespace":  {Keys: keys, AllowMissingNamespace: true},
+			"AllowNamespaceMismatch": {Keys: keys, AllowNamespaceMismatch: true},
+		} {
+			c := newTestCodec(t, opts).WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "ns2"})
+			if _, err := decodeOne(c, p); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		// An unbound codec has no namespace to compare with.
+		if _, err := decodeOne(bare, p); err != nil {
 			t.Fatal(err)
 		}
 	})
-	t.Run("static context does not have to match on decode", func(t *testing.T) {
+	t.Run("static context must match on decode", func(t *testing.T) {
+		// Finding 6: configured static pairs are required on decode, with the same value.
 		other := newTestCodec(t, EncryptionOptions{Keys: keys, Context: map[string]string{"app": "billing"}}).
 			WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "ns1"})
-		if _, err := decodeOne(other, enc); err != nil {
-			t.Fatal(err)
+		if _, err := decodeOne(other, enc); !errors.Is(err, ErrContextMismatch) {
+			t.Fatalf("other value: err = %v, want ErrContextMismatch", err)
+		}
+		extra := newTestCodec(t, EncryptionOptions{Keys: keys, Context: map[string]string{"app": "orders", "tier": "gold"}}).
+			WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "ns1"})
+		if _, err := decodeOne(extra, enc); !errors.Is(err, ErrContextMismatch) || !strings.Contains(err.Error(), `"tier"`) {
+			t.Fatalf("missing pair: err = %v, want ErrContextMismatch naming the pair", err)
+		}
+		migrating := newTestCodec(t, EncryptionOptions{Keys: keys, Context: map[string]string{"app": "orders", "tier": "gold"}, AllowMissingContext: true}).
+			WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "ns1"})
+		if _, err := decodeOne(migrating, enc); err != nil {
+			t.Fatalf("AllowMissingContext: %v", err)
+		}
+		migratingOther := newTestCodec(t, EncryptionOptions{Keys: keys, Context: map[string]string{"app": "billing"}, AllowMissingContext: true}).
+			WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "ns1"})
+		if _, err := decodeOne(migratingOther, enc); !errors.Is(err, ErrContextMismatch) {
+			t.Fatalf("AllowMissingContext with another value: err = %v, want ErrContextMismatch", err)
 		}
 	})
 	t.Run("same namespace returns the codec itself", func(t *testing.T) {
@@ -347,8 +378,121 @@ func TestEncryptionCommitmentMismatch(t *testing.T) {
 	keys := newTestKeyring(t, "k1")
 	p := encodeOne(t, newTestCodec(t, EncryptionOptions{Keys: keys}), jsonPayload(`1`))
 	_, err := decodeOne(newTestCodec(t, EncryptionOptions{Keys: wrongKeyProvider{keys}}), p)
-	if !errors.Is(err, ErrDecrypt) || !strings.Contains(err.Error(), "commitment") {
-		t.Fatalf("err = %v, want ErrDecrypt on key commitment", err)
+	// Without the commitment check GCM would still fail, with ErrDecrypt but not ErrKeyCommitment.
+	if !errors.Is(err, ErrKeyCommitment) || !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("err = %v, want ErrKeyCommitment (and ErrDecrypt)", err)
+	}
+}
+
+// TestEncryptionCommitmentOnlyDefence builds a payload whose GCM ciphertext and tag are valid
+// under a second data key (the attacker holds both keys and re-seals the plaintext under the
+// second one while keeping the first key's commitment), served by a provider that returns
+// the second key. GCM accepts it; only the key commitment refuses it.
+func TestEncryptionCommitmentOnlyDefence(t *testing.T) {
+	keys := newTestKeyring(t, "k1")
+	c := newTestCodec(t, EncryptionOptions{Keys: keys})
+	p := encodeOne(t, c, jsonPayload(`"committed"`))
+	h, ct, err := parseHeader(p.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Decrypt with the true data key, then seal the same plaintext under testKey(7) keeping
+	// the header (hence the first key's commitment) as AAD.
+	trueKey, err := keys.DecryptDataKey(context.Background(), h.keyID, h.edk, h.context)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(dataKey []byte) ([]byte, error) {
+		aesKey, _, err := deriveKeys(dataKey, h.messageID)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := newGCM(aesKey)
+		if err != nil {
+			return nil, err
+		}
+		return aead.Open(nil, zeroNonce[:], ct, h.raw)
+	}
+	plaintext, err := open(trueKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aesKey2, _, err := deriveKeys(testKey(7), h.messageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead2, err := newGCM(aesKey2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := proto.Clone(p).(*commonpb.Payload)
+	forged.Data = aead2.Seal(append([]byte(nil), h.raw...), zeroNonce[:], plaintext, h.raw)
+	fh, fct, err := parseHeader(forged.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// GCM alone accepts the forgery under the second key.
+	aead2Open, _ := newGCM(aesKey2)
+	if _, err := aead2Open.Open(nil, zeroNonce[:], fct, fh.raw); err != nil {
+		t.Fatalf("forged ciphertext does not authenticate under the second key: %v", err)
+	}
+	_, err = decodeOne(newTestCodec(t, EncryptionOptions{Keys: wrongKeyProvider{keys}}), forged)
+	if !errors.Is(err, ErrKeyCommitment) {
+		t.Fatalf("err = %v, want ErrKeyCommitment: only the commitment stands between GCM and the forgery", err)
+	}
+}
+
+func TestEncryptionAllowedKeyIDs(t *testing.T) {
+	keys, err := NewStaticKeyring("k1", map[string][]byte{"k1": testKey(1), "k2": testKey(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewStaticKeyring("k2", map[string][]byte{"k1": testKey(1), "k2": testKey(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	underK2 := encodeOne(t, newTestCodec(t, EncryptionOptions{Keys: other}), jsonPayload(`"k2"`))
+	underK1 := encodeOne(t, newTestCodec(t, EncryptionOptions{Keys: keys}), jsonPayload(`"k1"`))
+	counting := &countingProvider{inner: keys}
+	strict := newTestCodec(t, EncryptionOptions{Keys: counting, AllowedKeyIDs: []string{"k1"}})
+	if _, err := decodeOne(strict, underK1); err != nil {
+		t.Fatal(err)
+	}
+	before := counting.decrypts.Load()
+	_, err = decodeOne(strict, underK2)
+	if !errors.Is(err, ErrKeyNotAllowed) || !strings.Contains(err.Error(), "key=k2") {
+		t.Fatalf("err = %v, want ErrKeyNotAllowed naming k2", err)
+	}
+	if counting.decrypts.Load() != before {
+		t.Fatal("a key outside the allow-list reached the key provider")
+	}
+	// Without the list every key the provider knows is accepted.
+	if _, err := decodeOne(newTestCodec(t, EncryptionOptions{Keys: keys}), underK2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEncryptionRequireEncryption(t *testing.T) {
+	keys := newTestKeyring(t, "k1")
+	forged := jsonPayload(`{"amount":1000000}`)
+	null := &commonpb.Payload{Metadata: map[string][]byte{converter.MetadataEncoding: []byte("binary/null")}}
+	// Default: plaintext passes through (payloads written before encryption was turned on).
+	if out, err := newTestCodec(t, EncryptionOptions{Keys: keys}).Decode([]*commonpb.Payload{forged}); err != nil || out[0] != forged {
+		t.Fatalf("default: out = %v, err = %v; want pass-through", out, err)
+	}
+	strict := newTestCodec(t, EncryptionOptions{Keys: keys, RequireEncryption: true, PlaintextEncodings: []string{"binary/null"}})
+	_, err := strict.Decode([]*commonpb.Payload{forged})
+	if !errors.Is(err, ErrNotEncrypted) || !strings.Contains(err.Error(), "json/plain") {
+		t.Fatalf("err = %v, want ErrNotEncrypted naming the encoding", err)
+	}
+	if _, err := strict.Decode([]*commonpb.Payload{null}); err != nil {
+		t.Fatalf("listed plaintext encoding: %v", err)
+	}
+	if _, err := decodeOne(strict, encodeOne(t, strict, forged)); err != nil {
+		t.Fatalf("encrypted payload: %v", err)
+	}
+	if _, err := newEncryptionCodec(&EncryptionOptions{Keys: keys, PlaintextEncodings: []string{"binary/null"}}); err == nil {
+		t.Fatal("PlaintextEncodings without RequireEncryption accepted")
 	}
 }
 

@@ -18,6 +18,19 @@ var (
 	ErrKeyDisabled = errors.New("payloadkit: master key disabled")
 	// ErrNamespaceMismatch reports a payload whose stored namespace differs from the current one.
 	ErrNamespaceMismatch = errors.New("payloadkit: encryption context namespace mismatch")
+	// ErrKeyCommitment reports an envelope whose key commitment does not match the data key the
+	// key provider returned: the payload was built to decrypt differently under two keys, or
+	// its header was tampered with. Errors matching it also match ErrDecrypt.
+	ErrKeyCommitment = errors.New("payloadkit: key commitment mismatch")
+	// ErrKeyNotAllowed reports a payload sealed under a master key that is not in
+	// EncryptionOptions.AllowedKeyIDs. It is returned before any key-provider call.
+	ErrKeyNotAllowed = errors.New("payloadkit: master key not allowed")
+	// ErrContextMismatch reports a payload whose encryption context lacks a configured static
+	// pair (EncryptionOptions.Context) or holds it with another value.
+	ErrContextMismatch = errors.New("payloadkit: encryption context mismatch")
+	// ErrNotEncrypted reports a payload that is not encrypted, refused on decode because
+	// EncryptionOptions.RequireEncryption is set.
+	ErrNotEncrypted = errors.New("payloadkit: payload is not encrypted")
 	// ErrRetryable reports a key-provider call that failed transiently (throttled, unavailable,
 	// timed out); retrying may succeed.
 	ErrRetryable = errors.New("payloadkit: key provider temporarily unavailable")
