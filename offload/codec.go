@@ -30,9 +30,10 @@ var (
 // marshalOptions makes the stored bytes, hence the keys, independent of map iteration order.
 var marshalOptions = proto.MarshalOptions{Deterministic: true}
 
-// WithSerializationContext returns a codec writing keys under the namespace of sc (workflow and
-// activity contexts); other contexts use UnknownNamespace. Decoding does not depend on it: a
-// claim names its key.
+// WithSerializationContext returns a codec bound to the namespace of sc (workflow and activity
+// contexts): it writes keys under <prefix>/<namespace>/ and decodes only claims whose key is
+// under that prefix, refusing any other with ErrNamespace before a store call. Other contexts
+// give an unbound codec, which writes under UnknownNamespace and decodes every claim.
 func (c *Codec) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
 	ns := UnknownNamespace
 	switch s := sc.(type) {
@@ -147,6 +148,8 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	var jobs []*getJob
 	byKey := map[string]*getJob{}
 	storeName := c.cfg.store.Name()
+	nsPrefix := CodecKey(c.cfg.prefix, c.namespace, "")
+	var batch int64 // claimed bytes of distinct objects, against maxBatchSize
 	for i, p := range payloads {
 		if !IsClaim(p) {
 			out[i] = p
@@ -160,6 +163,11 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 			return nil, newError("decode", storeName, cl.Key, ErrStore, nil,
 				"the claim names store %q, this codec's store is %q", cl.Store, storeName)
 		}
+		// Keys are content addressed, so a bound codec knows the one key a claim may name.
+		if c.namespace != UnknownNamespace && cl.Key != CodecKey(c.cfg.prefix, c.namespace, cl.SHA256) {
+			return nil, newError("decode", storeName, cl.Key, ErrNamespace, nil,
+				"the codec is bound to namespace %q and reads only keys %s<sha256>", c.namespace, nsPrefix)
+		}
 		if cl.Size > c.cfg.maxPayloadSize {
 			return nil, newError("decode", storeName, cl.Key, ErrTooLarge, nil,
 				"claimed object of %d bytes exceeds MaxPayloadSize %d", cl.Size, c.cfg.maxPayloadSize)
@@ -171,6 +179,10 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 			}
 			j.indices = append(j.indices, i)
 			continue
+		}
+		if batch += cl.Size; batch > c.cfg.maxBatchSize {
+			return nil, newError("decode", storeName, cl.Key, ErrTooLarge, nil,
+				"the claims of one Decode call add up to more than MaxBatchSize %d bytes", c.cfg.maxBatchSize)
 		}
 		j := &getJob{indices: []int{i}, claim: cl}
 		byKey[cl.Key] = j
@@ -234,7 +246,7 @@ func fetchVerified(ctx context.Context, store Store, key string, size, limit int
 	} else {
 		data, err = store.Get(ctx, key)
 		if err == nil && int64(len(data)) > limit {
-			err = newError("get", name, key, ErrTooLarge, nil, "object has %d bytes, the limit is %d", len(data), limit)
+			err = newError("get", name, key, ErrTooLarge, nil, "object is larger than the limit of %d bytes", limit)
 		}
 	}
 	if errors.Is(err, ErrTooLarge) && size >= 0 {
@@ -243,11 +255,14 @@ func fetchVerified(ctx context.Context, store Store, key string, size, limit int
 	if err != nil {
 		return nil, wrapStoreError("get", name, key, err)
 	}
+	// The messages name neither the object's real size nor its digest: they reach whoever sent
+	// the claim (a Codec Server caller, a workflow's history), and would let a forged claim
+	// probe any object of the store.
 	if size >= 0 && int64(len(data)) != size {
-		return nil, newError("get", name, key, ErrIntegrity, nil, "object has %d bytes, the claim says %d", len(data), size)
+		return nil, newError("get", name, key, ErrIntegrity, nil, "object size differs from the claimed %d bytes", size)
 	}
 	if got := sha256Hex(data); got != sum {
-		return nil, newError("get", name, key, ErrIntegrity, nil, "object SHA-256 is %s, the claim says %s", got, sum)
+		return nil, newError("get", name, key, ErrIntegrity, nil, "object SHA-256 differs from the claimed digest")
 	}
 	return data, nil
 }

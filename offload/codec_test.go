@@ -2,8 +2,10 @@ package offload_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -589,4 +591,113 @@ func FuzzDecodeClaim(f *testing.F) {
 			t.Fatal("a non-claim was not passed through")
 		}
 	})
+}
+
+// TestCodecNamespaceBoundClaims is finding 2 of the security review: a codec bound to a
+// namespace reads only the one key a claim may name in that namespace, and refuses any other
+// claim before a store call.
+func TestCodecNamespaceBoundClaims(t *testing.T) {
+	counting := newCountingStore()
+	base := newCodec(t, &offload.Options{Store: counting, Threshold: 100})
+	orders := base.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "orders"})
+	billing := base.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "billing"})
+	p := bigPayload(1000, 21)
+	enc, err := orders.Encode([]*commonpb.Payload{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec, err := orders.Decode(enc); err != nil || !proto.Equal(dec[0], p) {
+		t.Fatalf("same namespace: %v", err)
+	}
+	cl, _ := offload.ParseClaim(enc[0])
+	forged := func(key string) *commonpb.Payload {
+		c := cl
+		c.Key = key
+		fp, err := c.Payload()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fp
+	}
+	gets := counting.gets.Load()
+	for name, claim := range map[string]*commonpb.Payload{
+		"other namespace":    enc[0],
+		"traversal":          forged("payloadkit/billing/../orders/sha256/" + cl.SHA256),
+		"other digest":       forged("payloadkit/billing/sha256/" + strings.Repeat("0", 64)),
+		"no namespace":       forged("payloadkit/_/sha256/" + cl.SHA256),
+		"foreign key layout": forged("secrets/billing/sha256/" + cl.SHA256),
+	} {
+		_, err := billing.Decode([]*commonpb.Payload{claim})
+		if !errors.Is(err, offload.ErrNamespace) || !strings.Contains(err.Error(), `"billing"`) {
+			t.Errorf("%s: err = %v, want ErrNamespace naming the namespace", name, err)
+		}
+	}
+	if counting.gets.Load() != gets || counting.exists.Load() != 1 {
+		t.Fatalf("refused claims reached the store: %d gets, %d exists", counting.gets.Load()-gets, counting.exists.Load())
+	}
+	// An unbound codec (no serialization context) still reads every claim of its store.
+	if _, err := base.Decode(enc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCodecBatchBudget: the claimed sizes of one Decode call are bounded together, before any fetch.
+func TestCodecBatchBudget(t *testing.T) {
+	counting := newCountingStore()
+	c := newCodec(t, &offload.Options{Store: counting, Threshold: 100, MaxPayloadSize: 3000, MaxBatchSize: 5000})
+	var claims []*commonpb.Payload
+	for i := range 3 {
+		enc, err := c.Encode([]*commonpb.Payload{bigPayload(2000, byte(30+i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims = append(claims, enc[0])
+	}
+	if _, err := c.Decode(claims[:2]); err != nil {
+		t.Fatalf("two claims within the budget: %v", err)
+	}
+	gets := counting.gets.Load()
+	_, err := c.Decode(claims)
+	if !errors.Is(err, offload.ErrTooLarge) || !strings.Contains(err.Error(), "MaxBatchSize 5000") {
+		t.Fatalf("err = %v, want ErrTooLarge naming MaxBatchSize", err)
+	}
+	if counting.gets.Load() != gets {
+		t.Fatal("objects were fetched for a batch over the budget")
+	}
+	// The same claim twice is one object and counts once.
+	if _, err := c.Decode([]*commonpb.Payload{claims[0], claims[0], claims[1]}); err != nil {
+		t.Fatalf("repeated claim: %v", err)
+	}
+	if _, err := offload.NewCodec(&offload.Options{Store: counting, MaxPayloadSize: 3000, MaxBatchSize: 2000}); err == nil {
+		t.Fatal("MaxBatchSize below MaxPayloadSize accepted")
+	}
+}
+
+// TestCodecIntegrityErrorsRevealNothing is finding 3: integrity errors name the key and the
+// claimed values, never the stored object's real size or digest.
+func TestCodecIntegrityErrorsRevealNothing(t *testing.T) {
+	mem := offload.NewMemoryStore()
+	c := newCodec(t, &offload.Options{Store: mem, Threshold: 100})
+	enc, err := c.Encode([]*commonpb.Payload{bigPayload(1000, 40)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := offload.ParseClaim(enc[0])
+	secret := []byte("the store's other object, 41 bytes long!!")
+	for _, other := range [][]byte{secret, append(make([]byte, cl.Size-1), 1)} {
+		if err := mem.Put(context.Background(), cl.Key, other); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Decode(enc)
+		if !errors.Is(err, offload.ErrIntegrity) {
+			t.Fatalf("err = %v, want ErrIntegrity", err)
+		}
+		sum := sha256.Sum256(other)
+		if strings.Contains(err.Error(), hex.EncodeToString(sum[:])) {
+			t.Fatalf("error %q reveals the stored object's digest", err)
+		}
+		if int64(len(other)) != cl.Size && strings.Contains(err.Error(), fmt.Sprint(len(other))) {
+			t.Fatalf("error %q reveals the stored object's size %d", err, len(other))
+		}
+	}
 }

@@ -9,7 +9,8 @@ import (
 
 // Sentinel errors, for errors.Is. Every error returned by the stores, the codec and the storage
 // driver of this package is an *Error that matches exactly one of ErrNotFound, ErrIntegrity,
-// ErrTooLarge or ErrStore, and additionally ErrRetryable when retrying the operation may succeed.
+// ErrTooLarge, ErrNamespace or ErrStore, and additionally ErrRetryable when retrying the
+// operation may succeed.
 var (
 	// ErrNotFound means the object is missing from the store.
 	ErrNotFound = errors.New("offload: object not found")
@@ -18,6 +19,9 @@ var (
 	ErrIntegrity = errors.New("offload: integrity check failed")
 	// ErrTooLarge means a payload or object exceeds the configured maximum size.
 	ErrTooLarge = errors.New("offload: too large")
+	// ErrNamespace means a claim names an object outside the namespace the codec is bound to:
+	// it is refused before any store call.
+	ErrNamespace = errors.New("offload: claim outside the namespace")
 	// ErrStore means any other store failure (network, permissions, invalid key, ...).
 	ErrStore = errors.New("offload: store failure")
 	// ErrRetryable marks failures that may succeed when retried: network errors, timeouts,
@@ -34,7 +38,7 @@ type Error struct {
 	Store string
 	// Key is the object key ("" when none could be derived, for example for a malformed claim).
 	Key string
-	// Kind is one of ErrNotFound, ErrIntegrity, ErrTooLarge or ErrStore.
+	// Kind is one of ErrNotFound, ErrIntegrity, ErrTooLarge, ErrNamespace or ErrStore.
 	Kind error
 	// Retryable reports whether retrying may succeed; errors.Is(err, ErrRetryable) then holds.
 	Retryable bool

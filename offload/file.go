@@ -141,7 +141,7 @@ func (f *FileStore) GetBounded(ctx context.Context, key string, maxBytes int64) 
 	}
 	size := st.Size()
 	if maxBytes >= 0 && size > maxBytes {
-		return nil, newError("get", f.Name(), key, ErrTooLarge, nil, "object has %d bytes, the limit is %d", size, maxBytes)
+		return nil, newError("get", f.Name(), key, ErrTooLarge, nil, "object is larger than the limit of %d bytes", maxBytes)
 	}
 	// The file is never rewritten in place (writes rename a new file over it), so its size is
 	// stable; a file changed by another program is detected by the extra byte read.

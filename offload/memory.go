@@ -58,7 +58,7 @@ func (m *MemoryStore) GetBounded(ctx context.Context, key string, maxBytes int64
 		return nil, newError("get", m.Name(), key, ErrNotFound, nil, "")
 	}
 	if maxBytes >= 0 && int64(len(data)) > maxBytes {
-		return nil, newError("get", m.Name(), key, ErrTooLarge, nil, "object has %d bytes, the limit is %d", len(data), maxBytes)
+		return nil, newError("get", m.Name(), key, ErrTooLarge, nil, "object is larger than the limit of %d bytes", maxBytes)
 	}
 	return append(make([]byte, 0, len(data)), data...), nil
 }

@@ -76,6 +76,11 @@ type Options struct {
 	// MaxPayloadSize bounds, in bytes, the marshalled payloads stored and the objects fetched.
 	// Larger payloads fail with ErrTooLarge. Defaults to DefaultMaxPayloadSize.
 	MaxPayloadSize int64
+	// MaxBatchSize bounds, in bytes, the sum of the claimed sizes of the objects one Decode
+	// call fetches (a workflow's arguments, a Codec Server request), checked before any store
+	// call; a larger batch fails with ErrTooLarge naming MaxBatchSize. Defaults to
+	// MaxPayloadSize. Values below MaxPayloadSize are rejected.
+	MaxBatchSize int64
 	// Concurrency bounds the store calls run in parallel for one batch of payloads.
 	// Defaults to DefaultConcurrency. (In ModeExternalStorage the SDK's limits apply instead.)
 	Concurrency int
@@ -114,6 +119,7 @@ type resolved struct {
 	threshold      int
 	prefix         string
 	maxPayloadSize int64
+	maxBatchSize   int64
 	concurrency    int
 	timeout        time.Duration
 	driverName     string
@@ -130,6 +136,7 @@ func resolve(opts *Options) (resolved, error) {
 		threshold:      opts.Threshold,
 		prefix:         opts.Prefix,
 		maxPayloadSize: opts.MaxPayloadSize,
+		maxBatchSize:   opts.MaxBatchSize,
 		concurrency:    opts.Concurrency,
 		timeout:        opts.Timeout,
 		driverName:     opts.DriverName,
@@ -147,6 +154,14 @@ func resolve(opts *Options) (resolved, error) {
 		if err != nil {
 			return resolved{}, err
 		}
+	}
+	switch {
+	case r.maxBatchSize < 0:
+		return resolved{}, fmt.Errorf("offload: MaxBatchSize must not be negative, got %d", r.maxBatchSize)
+	case r.maxBatchSize == 0:
+		r.maxBatchSize = r.maxPayloadSize
+	case r.maxBatchSize < r.maxPayloadSize:
+		return resolved{}, fmt.Errorf("offload: MaxBatchSize %d is below MaxPayloadSize %d", r.maxBatchSize, r.maxPayloadSize)
 	}
 	if r.prefix == "" {
 		r.prefix = DefaultPrefix

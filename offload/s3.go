@@ -316,7 +316,7 @@ func (s *S3Store) GetBounded(ctx context.Context, key string, maxBytes int64) ([
 	defer out.Body.Close()
 	size := aws.ToInt64(out.ContentLength)
 	if out.ContentLength != nil && maxBytes >= 0 && size > maxBytes {
-		return nil, newError("get", s.Name(), key, ErrTooLarge, nil, "object has %d bytes, the limit is %d", size, maxBytes)
+		return nil, newError("get", s.Name(), key, ErrTooLarge, nil, "object is larger than the limit of %d bytes", maxBytes)
 	}
 	var data []byte
 	if out.ContentLength != nil && size >= 0 {
