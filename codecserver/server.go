@@ -2,6 +2,8 @@ package codecserver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +19,9 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/offload"
 )
 
@@ -35,12 +39,20 @@ const (
 	// DefaultClaimDisplayLimit is the claim size (1 MiB) above which /decode answers a
 	// placeholder instead of fetching the offloaded object.
 	DefaultClaimDisplayLimit = 1 << 20
+	// DefaultMaxDecodedBytes bounds the decoded payloads of one /decode request together (32 MiB).
+	DefaultMaxDecodedBytes = 32 << 20
+	// DefaultMaxResponseBytes bounds a response body (48 MiB: DefaultMaxDecodedBytes in base64
+	// with room for JSON and metadata).
+	DefaultMaxResponseBytes = 48 << 20
 )
 
 // Header and metadata names used by the server.
 const (
 	// NamespaceHeader selects the namespace, as sent by the Temporal Web UI and CLI.
 	NamespaceHeader = "X-Namespace"
+	// RequestIDHeader carries the id the server gives each request, in every response. Error
+	// responses quote it; the server's log line for the request carries it with the details.
+	RequestIDHeader = "X-Request-Id"
 
 	// PlaceholderEncoding is the encoding of placeholder payloads (JSON text, as the SDK's
 	// JSON payload converter writes).
@@ -90,6 +102,16 @@ type Config struct {
 	// always fetch.
 	ClaimDisplayLimit int64
 
+	// MaxDecodedBytes bounds the decoded payloads of one /decode request together, in bytes
+	// (protobuf size): payloads are decoded one at a time and the request is answered 413,
+	// naming the limit, as soon as their sum passes it, so a request retains at most this
+	// much plus one payload (itself bounded by the codecs' own limits).
+	// Defaults to DefaultMaxDecodedBytes.
+	MaxDecodedBytes int64
+	// MaxResponseBytes bounds a response body; a larger response is not sent and the request
+	// is answered 413, naming the limit. Defaults to DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+
 	// Logger receives one audit line per request. Defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -126,8 +148,14 @@ func New(cfg Config) (http.Handler, error) {
 	case cfg.Auth != nil && cfg.Insecure:
 		return nil, bad("Auth and Insecure are mutually exclusive")
 	}
-	if cfg.MaxBodyBytes < 0 || cfg.MaxPayloads < 0 {
-		return nil, bad("MaxBodyBytes and MaxPayloads must not be negative")
+	if cfg.MaxBodyBytes < 0 || cfg.MaxPayloads < 0 || cfg.MaxDecodedBytes < 0 || cfg.MaxResponseBytes < 0 {
+		return nil, bad("MaxBodyBytes, MaxPayloads, MaxDecodedBytes and MaxResponseBytes must not be negative")
+	}
+	if cfg.MaxDecodedBytes == 0 {
+		cfg.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	if cfg.MaxResponseBytes == 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -232,6 +260,7 @@ func fail(status int, outcome, format string, args ...any) *requestError {
 
 // audit collects one request's audit record. It never holds payload bytes or credentials.
 type audit struct {
+	requestID                    string
 	subject, namespace, endpoint string
 	payloads, placeholders       int
 	bytesIn, bytesOut            int
@@ -245,7 +274,8 @@ func (s *server) originAllowed(origin string) bool {
 // ServeHTTP implements http.Handler.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	a := &audit{endpoint: strings.TrimPrefix(r.URL.Path, "/")}
+	a := &audit{endpoint: strings.TrimPrefix(r.URL.Path, "/"), requestID: newRequestID()}
+	w.Header().Set(RequestIDHeader, a.requestID)
 	var rerr *requestError
 	status := http.StatusOK
 	level := slog.LevelInfo
@@ -302,6 +332,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		outcome = rerr.outcome
 	}
 	attrs := []slog.Attr{
+		slog.String("request_id", a.requestID),
 		slog.String("subject", a.subject),
 		slog.String("namespace", a.namespace),
 		slog.String("endpoint", a.endpoint),
@@ -444,7 +475,10 @@ func (s *server) serveCodec(w http.ResponseWriter, r *http.Request, a *audit) *r
 		return fail(http.StatusBadRequest, "bad_request", "null payload")
 	}
 
-	// 4. Run the codecs.
+	// 4. Run the codecs. The details of a codec error go to the log only: the caller learns
+	// that the request failed and its id, never why a payload could not be decoded (which
+	// object is missing, what a stored object holds, which key refused), except for the size
+	// limits it ran into.
 	var out []*commonpb.Payload
 	switch op {
 	case OpEncode:
@@ -456,17 +490,28 @@ func (s *server) serveCodec(w http.ResponseWriter, r *http.Request, a *audit) *r
 		a.err = err.Error()
 		switch {
 		case errors.Is(err, errCountMismatch):
-			return fail(http.StatusInternalServerError, "codec_error", "%s failed", op)
+			return fail(http.StatusInternalServerError, "codec_error", "%s failed (request id %s)", op, a.requestID)
 		case errors.Is(err, context.DeadlineExceeded):
-			return fail(http.StatusServiceUnavailable, "codec_timeout", "%s failed: %v", op, err)
+			return fail(http.StatusServiceUnavailable, "codec_timeout", "%s timed out (request id %s)", op, a.requestID)
+		case errors.Is(err, errDecodedBudget):
+			return fail(http.StatusRequestEntityTooLarge, "too_large", "%s failed: the decoded payloads exceed the server's MaxDecodedBytes of %d bytes (request id %s)",
+				op, s.cfg.MaxDecodedBytes, a.requestID)
+		case errors.Is(err, codec.ErrDecodedTooLarge), errors.Is(err, offload.ErrTooLarge):
+			return fail(http.StatusRequestEntityTooLarge, "too_large", "%s failed: a payload exceeds a size limit of the codecs (MaxDecodedSize, MaxDecodedBatchSize, MaxPayloadSize or MaxBatchSize) (request id %s)",
+				op, a.requestID)
 		}
-		return fail(http.StatusBadRequest, "codec_error", "%s failed: %v", op, err)
+		return fail(http.StatusBadRequest, "codec_error", "%s failed: the payloads could not be %sd (request id %s)", op, op, a.requestID)
 	}
 
 	resp, err := marshalPayloads(out)
 	if err != nil {
 		a.err = err.Error()
 		return fail(http.StatusInternalServerError, "marshal_error", "encoding the response failed")
+	}
+	if int64(len(resp)) > s.cfg.MaxResponseBytes {
+		a.err = fmt.Sprintf("response of %d bytes", len(resp))
+		return fail(http.StatusRequestEntityTooLarge, "too_large", "%s failed: the response would exceed the server's MaxResponseBytes of %d bytes (request id %s)",
+			op, s.cfg.MaxResponseBytes, a.requestID)
 	}
 	a.bytesOut = len(resp)
 	w.Header().Set("Content-Type", "application/json")
@@ -475,7 +520,17 @@ func (s *server) serveCodec(w http.ResponseWriter, r *http.Request, a *audit) *r
 	return nil
 }
 
-var errCountMismatch = errors.New("codecserver: codec returned a different number of payloads")
+var (
+	errCountMismatch = errors.New("codecserver: codec returned a different number of payloads")
+	errDecodedBudget = errors.New("codecserver: decoded payloads exceed MaxDecodedBytes")
+)
+
+// newRequestID returns a random id for one request.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 func encode(codecs namespaceCodecs, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	var err error
@@ -505,34 +560,30 @@ func decodeAll(codecs namespaceCodecs, payloads []*commonpb.Payload) ([]*commonp
 	return payloads, nil
 }
 
-// decode decodes payloads, replacing claims larger than ClaimDisplayLimit by placeholders.
+// decode decodes payloads one at a time against MaxDecodedBytes, replacing claims larger
+// than ClaimDisplayLimit by placeholders.
 func (s *server) decode(codecs namespaceCodecs, payloads []*commonpb.Payload) ([]*commonpb.Payload, int, error) {
-	if s.cfg.ClaimDisplayLimit < 0 {
-		out, err := decodeAll(codecs, payloads)
-		return out, 0, err
-	}
 	out := make([]*commonpb.Payload, len(payloads))
-	var idx []int
-	var rest []*commonpb.Payload
+	placeholders := 0
+	var total int64
 	for i, p := range payloads {
-		if ph := s.placeholder(p); ph != nil {
-			out[i] = ph
-			continue
+		if s.cfg.ClaimDisplayLimit >= 0 {
+			if ph := s.placeholder(p); ph != nil {
+				out[i] = ph
+				placeholders++
+				continue
+			}
 		}
-		idx = append(idx, i)
-		rest = append(rest, p)
+		dec, err := decodeAll(codecs, []*commonpb.Payload{p})
+		if err != nil {
+			return nil, 0, fmt.Errorf("payload %d: %w", i, err)
+		}
+		if total += int64(proto.Size(dec[0])); total > s.cfg.MaxDecodedBytes {
+			return nil, 0, fmt.Errorf("%w: %d bytes after payload %d, the limit is %d", errDecodedBudget, total, i, s.cfg.MaxDecodedBytes)
+		}
+		out[i] = dec[0]
 	}
-	if len(rest) == 0 {
-		return out, len(payloads), nil
-	}
-	dec, err := decodeAll(codecs, rest)
-	if err != nil {
-		return nil, 0, err
-	}
-	for j, i := range idx {
-		out[i] = dec[j]
-	}
-	return out, len(payloads) - len(rest), nil
+	return out, placeholders, nil
 }
 
 // Placeholder is the JSON document carried by a placeholder payload.

@@ -151,13 +151,14 @@ func TestEmptyRequest(t *testing.T) {
 // TestSerializationContext checks that codecs receive the request's namespace, so a payload
 // written for one namespace cannot be decoded through another's context.
 func TestSerializationContext(t *testing.T) {
+	logs := &logBuffer{}
 	h := newHandler(t, codecserver.Config{
 		Insecure: true,
 		Namespaces: map[string][]converter.PayloadCodec{
 			"orders":  {tagCodec{}},
 			"billing": {tagCodec{}},
 		},
-		Logger: newLogger(&logBuffer{}),
+		Logger: newLogger(logs),
 	})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -169,8 +170,13 @@ func TestSerializationContext(t *testing.T) {
 	if got := string(enc[0].Metadata["ns"]); got != "orders" {
 		t.Fatalf("codec bound to namespace %q, want orders", got)
 	}
-	if _, err := remote(srv, "", "billing").Decode(enc); err == nil || !strings.Contains(err.Error(), "namespace mismatch") {
-		t.Fatalf("decode through billing: err = %v, want namespace mismatch", err)
+	// The caller learns that decoding failed and the request id; the reason goes to the log.
+	_, err = remote(srv, "", "billing").Decode(enc)
+	if err == nil || strings.Contains(err.Error(), "namespace mismatch") || !strings.Contains(err.Error(), "request id") {
+		t.Fatalf("decode through billing: err = %v, want a generic failure with a request id", err)
+	}
+	if !strings.Contains(logs.String(), "namespace mismatch") {
+		t.Fatalf("the log does not carry the reason: %s", logs.String())
 	}
 	dec, err := remote(srv, "", "orders").Decode(enc)
 	if err != nil || !proto.Equal(dec[0], in) {
