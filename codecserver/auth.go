@@ -19,7 +19,7 @@ var (
 	ErrMissingToken = errors.New("codecserver: missing bearer token")
 	// ErrInvalidToken reports a malformed token, a bad signature, or a wrong issuer or audience.
 	ErrInvalidToken = errors.New("codecserver: invalid token")
-	// ErrTokenExpired reports a token past its exp claim, or before its nbf claim.
+	// ErrTokenExpired reports a token past its exp claim, or before its nbf or iat claim.
 	ErrTokenExpired = errors.New("codecserver: token expired or not yet valid")
 	// ErrUnsupportedAlgorithm reports a token signed with an algorithm the verifier refuses
 	// (for example "none" or HS256).
@@ -40,7 +40,8 @@ const (
 )
 
 // AllNamespaces, in Principal.Namespaces or as a key of Principal.NamespaceRights, stands for
-// every namespace.
+// every namespace. StaticTokens keep it as the operator configured it; a JWTAuthenticator
+// takes it from a token's claims only when JWTConfig.AllowWildcardNamespaces is set.
 const AllNamespaces = "*"
 
 // Rights are the operations allowed on one namespace.

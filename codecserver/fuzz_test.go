@@ -1,9 +1,14 @@
 package codecserver_test
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
@@ -61,6 +66,69 @@ func FuzzDecodeRequest(f *testing.F) {
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 		default:
 			t.Fatalf("status %d: %s", code, resp)
+		}
+	})
+}
+
+// FuzzJWTVerify feeds arbitrary bearer tokens to JWTAuthenticator.Verify against a JWKS served
+// over HTTP. Verify must not panic, must classify every refusal with one of the sentinels
+// without echoing the token, and may accept a token only if its signed part (header and
+// claims, byte for byte) is one the issuer signed: a mutation there is never accepted.
+func FuzzJWTVerify(f *testing.F) {
+	fx := newJWTFixture(f, nil)
+	ctx := context.Background()
+	issued := map[string]string{} // signed part -> expected subject
+	sign := func(k signingKey, claims map[string]any) string {
+		tok := signJWT(f, k, fx.claims(claims))
+		issued[tok[:strings.LastIndexByte(tok, '.')]] = fx.claims(claims)["sub"].(string)
+		return tok
+	}
+	valid := []string{
+		sign(fx.rs, nil),
+		sign(fx.ps, map[string]any{"sub": "bob", "aud": []string{"other", audience}}),
+		sign(fx.es, map[string]any{"permissions": []string{"orders:read"}}),
+		sign(fx.es384, nil),
+		sign(fx.ed, map[string]any{"namespaces": "*"}),
+	}
+	for _, tok := range valid {
+		f.Add(tok)
+		f.Add(tok[:len(tok)-1])
+		f.Add(tok[:len(tok)/2])
+		f.Add(tok[:strings.LastIndexByte(tok, '.')+1])
+	}
+	none := func(hdr string) string { return b64([]byte(hdr)) + "." + b64([]byte(mustJSON(fx.claims(nil)))) + "." }
+	f.Add(none(`{"alg":"none"}`))
+	f.Add(none(`{"alg":"none","kid":"rsa-1"}`))
+	f.Add(none(`{"alg":"NONE","kid":"ed-1"}`))
+	f.Add(none(`{"alg":"EdDSA","kid":"ed-1"}`))
+	f.Add(hs256(f, "rsa-1", []byte(publicJWK(fx.rs)["n"]), fx.claims(nil)))
+	f.Add(signJWTHeader(f, fx.es, map[string]any{"crit": []string{"exp"}}, fx.claims(nil)))
+	f.Add(signJWT(f, fx.rs, fx.claims(map[string]any{"exp": fx.clock.Unix(-time.Hour)})))
+	f.Add(signJWT(f, fx.rs, fx.claims(map[string]any{"iss": "https://evil.example"})))
+	f.Add(signJWT(f, signingKey{kid: "nope", alg: "ES256", key: ec256Key}, fx.claims(nil)))
+	for _, s := range []string{"", ".", "..", "...", "a.b.c", "e30.e30.", "e30.e30.e30", "not a token", "\x00\xff.\x00.\x00", `{"payload":"e30","signatures":[]}`} {
+		f.Add(s)
+	}
+	sentinels := []error{codecserver.ErrInvalidToken, codecserver.ErrTokenExpired, codecserver.ErrUnsupportedAlgorithm,
+		codecserver.ErrUnknownKeyID, codecserver.ErrJWKSFetch}
+	f.Fuzz(func(t *testing.T, tok string) {
+		p, err := fx.auth.Verify(ctx, tok)
+		if err != nil {
+			if !slices.ContainsFunc(sentinels, func(s error) bool { return errors.Is(err, s) }) {
+				t.Fatalf("unclassified error: %v", err)
+			}
+			if len(tok) >= 40 && strings.Contains(err.Error(), tok) {
+				t.Fatalf("error contains the token: %v", err)
+			}
+			return
+		}
+		dot := strings.LastIndexByte(tok, '.')
+		sub, ok := issued[tok[:max(dot, 0)]]
+		if dot < 0 || !ok {
+			t.Fatalf("accepted a token whose header and claims the issuer never signed: %q", tok)
+		}
+		if p.Subject != sub {
+			t.Fatalf("subject %q, want %q", p.Subject, sub)
 		}
 	})
 }

@@ -206,4 +206,3 @@ func TestNoOracleOnStoreErrors(t *testing.T) {
 		t.Fatalf("the log lacks the details or the request id: %s", log)
 	}
 }
-

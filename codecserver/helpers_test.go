@@ -93,7 +93,21 @@ func publicJWK(k signingKey) map[string]string {
 // signJWT signs claims with k, as an issuer would.
 func signJWT(t testing.TB, k signingKey, claims map[string]any) string {
 	t.Helper()
-	h, _ := json.Marshal(map[string]string{"alg": k.alg, "kid": k.kid, "typ": "JWT"})
+	return signJWTHeader(t, k, nil, claims)
+}
+
+// signJWTHeader is signJWT with extra protected header parameters (a nil value removes one).
+func signJWTHeader(t testing.TB, k signingKey, extra map[string]any, claims map[string]any) string {
+	t.Helper()
+	hdr := map[string]any{"alg": k.alg, "kid": k.kid, "typ": "JWT"}
+	for name, v := range extra {
+		if v == nil {
+			delete(hdr, name)
+		} else {
+			hdr[name] = v
+		}
+	}
+	h, _ := json.Marshal(hdr)
 	c, _ := json.Marshal(claims)
 	signed := b64(h) + "." + b64(c)
 	var sig []byte

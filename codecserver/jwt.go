@@ -3,25 +3,27 @@ package codecserver
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
 // Defaults and bounds of JWTConfig.
@@ -33,7 +35,7 @@ const (
 	DefaultPermissionsClaim = "permissions"
 	// DefaultSubjectClaim is the default claim naming the caller in audit logs.
 	DefaultSubjectClaim = "sub"
-	// DefaultLeeway is the default clock skew tolerated on exp and nbf.
+	// DefaultLeeway is the default clock skew tolerated on exp, nbf and iat.
 	DefaultLeeway = 30 * time.Second
 	// MaxLeeway is the largest Leeway accepted.
 	MaxLeeway = 5 * time.Minute
@@ -55,13 +57,16 @@ const (
 	maxRSABits = 8192
 )
 
-// supportedAlgorithms are the JWS algorithms the verifier implements. Symmetric (HS*) and
+// supportedAlgorithms are the JWS algorithms the verifier accepts. Symmetric (HS*) and
 // "none" are deliberately absent.
 var supportedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 // JWTConfig configures the built-in JWT verifier. Tokens are checked for signature (RS*, PS*,
 // ES* or EdDSA, with keys from JWKSURL), issuer, audience, exp and nbf, then mapped to a
-// Principal from the namespaces and permissions claims.
+// Principal from the namespaces and permissions claims. JWS, JWK and claim parsing, signature
+// verification and the time, issuer and audience checks are done by
+// github.com/lestrrat-go/jwx/v3; this package adds the bounds, the key cache and the mapping
+// of claims to rights.
 type JWTConfig struct {
 	// JWKSURL is the JSON Web Key Set endpoint of the issuer. Required; http or https.
 	JWKSURL string
@@ -70,8 +75,8 @@ type JWTConfig struct {
 	// Audience lists accepted audiences: the token's "aud" (string or list) must contain one. Required.
 	Audience []string
 	// NamespacesClaim names the claim listing namespaces (a string or a list of strings; "*"
-	// for every namespace) to which the global rights of PermissionsClaim apply.
-	// Defaults to DefaultNamespacesClaim.
+	// for every namespace, see AllowWildcardNamespaces) to which the global rights of
+	// PermissionsClaim apply. Defaults to DefaultNamespacesClaim.
 	NamespacesClaim string
 	// PermissionsClaim names the claim listing rights (a string or a list of strings):
 	// "decode" and "encode" grant that right on the namespaces of NamespacesClaim;
@@ -81,10 +86,14 @@ type JWTConfig struct {
 	PermissionsClaim string
 	// SubjectClaim names the claim used as Principal.Subject. Defaults to DefaultSubjectClaim.
 	SubjectClaim string
+	// AllowWildcardNamespaces is required to let a token's namespaces claim "*" or a
+	// permission "*:<role>" grant rights on every namespace. Defaults to false: such grants
+	// are ignored.
+	AllowWildcardNamespaces bool
 	// Algorithms restricts the accepted algorithms. Defaults to all supported ones
 	// (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA).
 	Algorithms []string
-	// Leeway is the clock skew tolerated on exp and nbf. Defaults to DefaultLeeway; at most MaxLeeway.
+	// Leeway is the clock skew tolerated on exp, nbf and iat. Defaults to DefaultLeeway; at most MaxLeeway.
 	Leeway time.Duration
 	// HTTPClient fetches the JWKS. Defaults to a client without cookies or redirects beyond
 	// http.DefaultClient's policy; each fetch is bounded by FetchTimeout either way.
@@ -106,9 +115,10 @@ type JWTConfig struct {
 // JWTAuthenticator verifies bearer JWTs against a JWKS. Create it with NewJWTAuthenticator.
 // It is safe for concurrent use.
 type JWTAuthenticator struct {
-	cfg  JWTConfig
-	algs map[string]bool
-	keys *jwksCache
+	cfg      JWTConfig
+	algs     map[string]jwa.SignatureAlgorithm
+	validate []jwt.ValidateOption
+	keys     *jwksCache
 }
 
 // NewJWTAuthenticator validates cfg and returns a JWT Authenticator. It does not fetch the key
@@ -136,15 +146,16 @@ func NewJWTAuthenticator(cfg JWTConfig) (*JWTAuthenticator, error) {
 	if cfg.SubjectClaim == "" {
 		cfg.SubjectClaim = DefaultSubjectClaim
 	}
-	algs := map[string]bool{}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = supportedAlgorithms
 	}
+	algs := map[string]jwa.SignatureAlgorithm{}
 	for _, a := range cfg.Algorithms {
-		if !slices.Contains(supportedAlgorithms, a) {
+		alg, known := jwa.LookupSignatureAlgorithm(a)
+		if !slices.Contains(supportedAlgorithms, a) || !known {
 			return nil, bad("algorithm %q is not supported (supported: %s)", a, strings.Join(supportedAlgorithms, ", "))
 		}
-		algs[a] = true
+		algs[a] = alg
 	}
 	switch {
 	case cfg.Leeway < 0 || cfg.Leeway > MaxLeeway:
@@ -173,7 +184,24 @@ func NewJWTAuthenticator(cfg JWTConfig) (*JWTAuthenticator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &JWTAuthenticator{cfg: cfg, algs: algs, keys: &jwksCache{cfg: &cfg}}, nil
+	audiences := slices.Clone(cfg.Audience)
+	validate := []jwt.ValidateOption{
+		jwt.WithClock(jwt.ClockFunc(cfg.Now)),
+		jwt.WithAcceptableSkew(cfg.Leeway),
+		jwt.WithTruncation(0), // exact times, whatever jwt.Settings says elsewhere in the process
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithIssuer(cfg.Issuer),
+		// jwt.WithAudience requires every audience given; the token needs only one of ours.
+		jwt.WithValidator(jwt.ValidatorFunc(func(ctx context.Context, t jwt.Token) error {
+			for _, aud := range audiences {
+				if jwt.ClaimContainsString(jwt.AudienceKey, aud).Validate(ctx, t) == nil {
+					return nil
+				}
+			}
+			return errors.New(`"aud" contains none of the accepted audiences`)
+		})),
+	}
+	return &JWTAuthenticator{cfg: cfg, algs: algs, validate: validate, keys: &jwksCache{cfg: &cfg}}, nil
 }
 
 // Refresh fetches the key set now (subject to MinRefreshInterval), for example to fail fast at
@@ -195,95 +223,150 @@ func (a *JWTAuthenticator) Authenticate(r *http.Request) (Principal, error) {
 	return p, nil
 }
 
-type jwtHeader struct {
-	Alg  string   `json:"alg"`
-	Kid  string   `json:"kid"`
-	Typ  string   `json:"typ"`
-	Crit []string `json:"crit"`
-}
-
 // Verify checks token and maps its claims to a Principal. Errors wrap ErrInvalidToken,
 // ErrTokenExpired, ErrUnsupportedAlgorithm, ErrUnknownKeyID or ErrJWKSFetch; they never
 // contain the token.
+//
+// The token must be a JWS in compact serialization, each part in unpadded base64url with no
+// stray bits, so one signed content has one spelling up to the signature. ECDSA signatures
+// are checked by crypto/ecdsa, which accepts both s and its negation n-s ("high-S"): whoever
+// holds a valid ES* token can derive a second valid signature for the same header and claims.
+// That is malleability, not a forgery (nothing that was not signed is accepted), but the token
+// string is therefore not a unique identifier of a token; use its claims (such as "jti")
+// instead.
 func (a *JWTAuthenticator) Verify(ctx context.Context, token string) (Principal, error) {
 	if len(token) > a.cfg.MaxTokenBytes {
 		return Principal{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, a.cfg.MaxTokenBytes)
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return Principal{}, fmt.Errorf("%w: want 3 dot-separated parts, got %d", ErrInvalidToken, len(parts))
+	raw := []byte(token)
+	if err := checkCompact(raw); err != nil {
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	hb, err := base64.RawURLEncoding.Strict().DecodeString(parts[0])
-	if err != nil {
-		return Principal{}, fmt.Errorf("%w: header is not base64url", ErrInvalidToken)
+	sel := &keySelector{a: a}
+	payload, err := jws.Verify(raw,
+		jws.WithCompact(),
+		jws.WithKeyProvider(sel),
+		jws.WithCritValidation(true), // no "crit" extension is understood: refuse any
+		jws.WithAlgorithmMatch(true),
+		jws.WithContext(ctx),
+	)
+	switch {
+	case sel.err != nil:
+		return Principal{}, sel.err
+	case err != nil && sel.alg == "":
+		// jwx refuses algorithm names it does not know while parsing the header, before the
+		// key selector sees them; report those as unsupported too.
+		if alg, ok := headerAlg(token); ok {
+			if _, allowed := a.algs[alg]; !allowed {
+				return Principal{}, fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, truncate(alg, 16))
+			}
+		}
+		return Principal{}, fmt.Errorf("%w: malformed JWS: %s", ErrInvalidToken, truncate(err.Error(), 200))
+	case err != nil:
+		return Principal{}, fmt.Errorf("%w: signature verification failed [kid=%s, alg=%s]", ErrInvalidToken, truncate(sel.kid, 64), sel.alg)
 	}
-	var h jwtHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return Principal{}, fmt.Errorf("%w: header is not a JSON object", ErrInvalidToken)
+	// The signed payload must be a JWT claims set (not, say, a nested JWS).
+	tok := jwt.New()
+	if err := json.Unmarshal(payload, tok); err != nil {
+		return Principal{}, fmt.Errorf("%w: claims are not a JWT claims set: %s", ErrInvalidToken, truncate(err.Error(), 200))
 	}
-	if !a.algs[h.Alg] {
-		return Principal{}, fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, truncate(h.Alg, 16))
+	if err := jwt.Validate(tok, a.validate...); err != nil {
+		if errors.Is(err, jwt.TokenExpiredError()) || errors.Is(err, jwt.TokenNotYetValidError()) || errors.Is(err, jwt.InvalidIssuedAtError()) {
+			return Principal{}, fmt.Errorf("%w: %s", ErrTokenExpired, truncate(err.Error(), 200))
+		}
+		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidToken, truncate(err.Error(), 200))
 	}
-	if len(h.Crit) > 0 {
-		return Principal{}, fmt.Errorf("%w: critical header parameters are not supported", ErrInvalidToken)
-	}
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
-	if err != nil {
-		return Principal{}, fmt.Errorf("%w: signature is not base64url", ErrInvalidToken)
-	}
-	key, err := a.keys.key(ctx, h.Kid, h.Alg)
-	if err != nil {
-		return Principal{}, err
-	}
-	signed := token[:len(parts[0])+1+len(parts[1])]
-	if err := verifySignature(key, h.Alg, []byte(signed), sig); err != nil {
-		return Principal{}, fmt.Errorf("%w: signature verification failed [kid=%s, alg=%s]", ErrInvalidToken, truncate(h.Kid, 64), h.Alg)
-	}
-	cb, err := base64.RawURLEncoding.Strict().DecodeString(parts[1])
-	if err != nil {
-		return Principal{}, fmt.Errorf("%w: claims are not base64url", ErrInvalidToken)
-	}
-	dec := json.NewDecoder(bytes.NewReader(cb))
-	dec.UseNumber()
-	var claims map[string]any
-	if err := dec.Decode(&claims); err != nil || claims == nil {
-		return Principal{}, fmt.Errorf("%w: claims are not a JSON object", ErrInvalidToken)
-	}
-	return a.checkClaims(claims)
+	return a.principal(tok), nil
 }
 
-func (a *JWTAuthenticator) checkClaims(claims map[string]any) (Principal, error) {
-	if iss, _ := claims["iss"].(string); iss != a.cfg.Issuer {
-		return Principal{}, fmt.Errorf("%w: issuer %q not accepted", ErrInvalidToken, truncate(iss, 128))
+// checkCompact reports whether token has the three parts of a compact JWS, each in strict
+// unpadded base64url (RFC 7515 section 2). jwx decodes leniently (padding, the standard
+// alphabet) and verifies the signature over a re-encoding, so without this check one signed
+// token could be spelled several ways.
+func checkCompact(token []byte) error {
+	if n := bytes.Count(token, []byte(".")) + 1; n != 3 {
+		return fmt.Errorf("want 3 dot-separated parts, got %d", n)
 	}
-	auds, ok := stringList(claims["aud"])
-	if !ok || !slices.ContainsFunc(auds, func(s string) bool { return slices.Contains(a.cfg.Audience, s) }) {
-		return Principal{}, fmt.Errorf("%w: audience not accepted", ErrInvalidToken)
+	enc := base64.RawURLEncoding.Strict()
+	var buf [512]byte
+	rest := token
+	for i := 1; i <= 3; i++ {
+		part, after, _ := bytes.Cut(rest, []byte("."))
+		dst := buf[:0]
+		if n := enc.DecodedLen(len(part)); n > len(buf) {
+			dst = make([]byte, 0, n)
+		}
+		if _, err := enc.AppendDecode(dst, part); err != nil {
+			return fmt.Errorf("part %d is not unpadded base64url", i)
+		}
+		rest = after
 	}
-	now := a.cfg.Now()
-	exp, ok := numericDate(claims["exp"])
+	return nil
+}
+
+// headerAlg returns the "alg" of a compact JWS's protected header, read with jwx's header
+// reader.
+func headerAlg(token string) (string, bool) {
+	hdr, _, _, err := jwsbb.SplitCompactString(token)
+	if err != nil {
+		return "", false
+	}
+	alg, err := jwsbb.HeaderGetString(jwsbb.HeaderParseCompact(hdr), jws.AlgorithmKey)
+	return alg, err == nil
+}
+
+// keySelector is the jws.KeyProvider of one Verify call: it refuses algorithms outside the
+// configured set and picks the key for the header's kid and alg from the cache, refreshing it
+// for an unknown kid. It remembers why it failed, so Verify can return the sentinel.
+type keySelector struct {
+	a        *JWTAuthenticator
+	alg, kid string
+	err      error
+}
+
+// FetchKeys implements jws.KeyProvider.
+func (s *keySelector) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.Signature, _ *jws.Message) error {
+	h := sig.ProtectedHeaders()
+	alg, _ := h.Algorithm()
+	s.kid, _ = h.KeyID()
+	s.alg = alg.String()
+	jalg, ok := s.a.algs[s.alg]
 	if !ok {
-		return Principal{}, fmt.Errorf("%w: exp claim missing or not a number", ErrInvalidToken)
+		s.err = fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, truncate(s.alg, 16))
+		return s.err
 	}
-	if now.After(exp.Add(a.cfg.Leeway)) {
-		return Principal{}, fmt.Errorf("%w: expired at %s", ErrTokenExpired, exp.UTC().Format(time.RFC3339))
+	key, err := s.a.keys.key(ctx, s.kid, s.alg)
+	if err != nil {
+		s.err = err
+		return err
 	}
-	if v, present := claims["nbf"]; present {
-		nbf, ok := numericDate(v)
-		if !ok {
-			return Principal{}, fmt.Errorf("%w: nbf claim not a number", ErrInvalidToken)
+	sink.Key(jalg, key)
+	return nil
+}
+
+// principal maps the claims of a verified, validated token to rights: the project's own
+// policy, on top of jwx's checks.
+func (a *JWTAuthenticator) principal(tok jwt.Token) Principal {
+	claim := func(name string) any {
+		var v any
+		if tok.Get(name, &v) != nil {
+			return nil
 		}
-		if now.Add(a.cfg.Leeway).Before(nbf) {
-			return Principal{}, fmt.Errorf("%w: not valid before %s", ErrTokenExpired, nbf.UTC().Format(time.RFC3339))
-		}
+		return v
 	}
-	sub, _ := claims[a.cfg.SubjectClaim].(string)
+	sub, _ := claim(a.cfg.SubjectClaim).(string)
 	if sub == "" {
 		sub = "unknown"
 	}
 	p := Principal{Subject: truncate(sub, 256)}
-	p.Namespaces, _ = stringList(claims[a.cfg.NamespacesClaim])
-	perms, _ := stringList(claims[a.cfg.PermissionsClaim])
+	namespaces, _ := stringList(claim(a.cfg.NamespacesClaim))
+	for _, ns := range namespaces {
+		if ns == AllNamespaces && !a.cfg.AllowWildcardNamespaces {
+			continue
+		}
+		p.Namespaces = append(p.Namespaces, ns)
+	}
+	perms, _ := stringList(claim(a.cfg.PermissionsClaim))
 	for _, perm := range perms {
 		ns, role, scoped := cutLast(perm, ":")
 		if !scoped {
@@ -306,7 +389,7 @@ func (a *JWTAuthenticator) checkClaims(claims map[string]any) (Principal, error)
 		default:
 			continue
 		}
-		if ns == "" {
+		if ns == "" || (ns == AllNamespaces && !a.cfg.AllowWildcardNamespaces) {
 			continue
 		}
 		if p.NamespaceRights == nil {
@@ -315,7 +398,7 @@ func (a *JWTAuthenticator) checkClaims(claims map[string]any) (Principal, error)
 		old := p.NamespaceRights[ns]
 		p.NamespaceRights[ns] = Rights{Decode: old.Decode || r.Decode, Encode: old.Encode || r.Encode}
 	}
-	return p, nil
+	return p
 }
 
 func cutLast(s, sep string) (before, after string, found bool) {
@@ -326,11 +409,13 @@ func cutLast(s, sep string) (before, after string, found bool) {
 	return s[:i], s[i+len(sep):], true
 }
 
-// stringList accepts a JSON string or a list of strings.
+// stringList accepts a claim that is a string or a list of strings.
 func stringList(v any) ([]string, bool) {
 	switch t := v.(type) {
 	case string:
 		return []string{t}, true
+	case []string:
+		return t, true
 	case []any:
 		out := make([]string, 0, len(t))
 		for _, e := range t {
@@ -345,26 +430,6 @@ func stringList(v any) ([]string, bool) {
 	return nil, false
 }
 
-// numericDate reads a JWT NumericDate (seconds since the epoch, possibly fractional).
-func numericDate(v any) (time.Time, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return time.Time{}, false
-	}
-	if i, err := n.Int64(); err == nil {
-		if i < 0 || i > 1<<40 {
-			return time.Time{}, false
-		}
-		return time.Unix(i, 0), true
-	}
-	f, err := n.Float64()
-	if err != nil || f < 0 || f > 1<<40 {
-		return time.Time{}, false
-	}
-	sec := int64(f)
-	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -372,127 +437,68 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-func verifySignature(key crypto.PublicKey, alg string, signed, sig []byte) error {
-	hashFor := func(bits int) (crypto.Hash, []byte) {
-		switch bits {
-		case 384:
-			h := sha512.Sum384(signed)
-			return crypto.SHA384, h[:]
-		case 512:
-			h := sha512.Sum512(signed)
-			return crypto.SHA512, h[:]
-		default:
-			h := sha256.Sum256(signed)
-			return crypto.SHA256, h[:]
-		}
-	}
-	bits := 0
-	if len(alg) == 5 {
-		bits = map[string]int{"256": 256, "384": 384, "512": 512}[alg[2:]]
-	}
-	switch {
-	case strings.HasPrefix(alg, "RS"), strings.HasPrefix(alg, "PS"):
-		pub, ok := key.(*rsa.PublicKey)
-		if !ok {
-			return errors.New("key is not an RSA key")
-		}
-		h, digest := hashFor(bits)
-		if alg[0] == 'P' {
-			return rsa.VerifyPSS(pub, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		}
-		return rsa.VerifyPKCS1v15(pub, h, digest, sig)
-	case strings.HasPrefix(alg, "ES"):
-		pub, ok := key.(*ecdsa.PublicKey)
-		if !ok {
-			return errors.New("key is not an EC key")
-		}
-		want := map[string]elliptic.Curve{"ES256": elliptic.P256(), "ES384": elliptic.P384(), "ES512": elliptic.P521()}[alg]
-		if pub.Curve != want {
-			return errors.New("curve does not match algorithm")
-		}
-		size := (want.Params().BitSize + 7) / 8
-		if len(sig) != 2*size {
-			return errors.New("bad ECDSA signature length")
-		}
-		_, digest := hashFor(bits)
-		r := new(big.Int).SetBytes(sig[:size])
-		s := new(big.Int).SetBytes(sig[size:])
-		if !ecdsa.Verify(pub, digest, r, s) {
-			return errors.New("bad ECDSA signature")
-		}
-		return nil
-	case alg == "EdDSA":
-		pub, ok := key.(ed25519.PublicKey)
-		if !ok {
-			return errors.New("key is not an Ed25519 key")
-		}
-		if !ed25519.Verify(pub, signed, sig) {
-			return errors.New("bad Ed25519 signature")
-		}
-		return nil
-	}
-	return fmt.Errorf("unsupported algorithm %q", alg)
-}
-
-// jwk is one parsed key of a JWKS.
-type jwk struct {
+// verificationKey is one usable key of the JWKS.
+type verificationKey struct {
 	kid string
 	alg string // empty when the JWK does not restrict it
-	key crypto.PublicKey
+	key any    // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
 }
 
-// algFits reports whether the key may verify alg.
-func (k *jwk) algFits(alg string) bool {
+// fits reports whether the key may verify alg.
+func (k *verificationKey) fits(alg string) bool {
 	if k.alg != "" && k.alg != alg {
 		return false
 	}
-	switch k.key.(type) {
+	switch pub := k.key.(type) {
 	case *rsa.PublicKey:
 		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
 	case *ecdsa.PublicKey:
-		return strings.HasPrefix(alg, "ES")
+		switch alg {
+		case "ES256":
+			return pub.Curve == elliptic.P256()
+		case "ES384":
+			return pub.Curve == elliptic.P384()
+		case "ES512":
+			return pub.Curve == elliptic.P521()
+		}
 	case ed25519.PublicKey:
 		return alg == "EdDSA"
 	}
 	return false
 }
 
-type rawJWK struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Alg string `json:"alg"`
-	Use string `json:"use"`
-	Crv string `json:"crv"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-}
-
-// parseJWKS parses a JWKS document, skipping keys it cannot use (encryption keys, symmetric
-// keys, unsupported curves, weak RSA keys).
-func parseJWKS(b []byte) ([]*jwk, error) {
-	var doc struct {
-		Keys []json.RawMessage `json:"keys"`
+// parseJWKS parses a JWKS document with jwk.Parse and keeps the keys it may use: signing keys
+// ("use" absent or "sig", "key_ops" absent or containing "verify", "alg" absent or supported)
+// of RSA (2048 to 8192 bits), P-256, P-384, P-521 or Ed25519. Keys of other types, symmetric
+// keys and entries jwx cannot parse are skipped; a document without any usable key is an error.
+func parseJWKS(b []byte) ([]*verificationKey, error) {
+	set, err := jwk.Parse(b, jwk.WithMaxKeys(MaxJWKSKeys), jwk.WithStrictKeySetParsing(false))
+	if err != nil {
+		return nil, fmt.Errorf("not a usable JWKS document (at most %d keys): %w", MaxJWKSKeys, err)
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("not a JWKS document: %w", err)
-	}
-	if len(doc.Keys) > MaxJWKSKeys {
-		return nil, fmt.Errorf("%d keys, more than the limit of %d", len(doc.Keys), MaxJWKSKeys)
-	}
-	var out []*jwk
-	for _, raw := range doc.Keys {
-		var r rawJWK
-		if json.Unmarshal(raw, &r) != nil || (r.Use != "" && r.Use != "sig") {
+	var out []*verificationKey
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		if k == nil || jwk.IsUnsupportedKey(k) || k.Validate() != nil {
 			continue
 		}
-		if r.Alg != "" && !slices.Contains(supportedAlgorithms, r.Alg) {
+		if use, ok := k.KeyUsage(); ok && use != "" && use != jwk.ForSignature.String() {
 			continue
 		}
-		if k, err := parseJWK(r); err == nil {
-			out = append(out, k)
+		if ops, ok := k.KeyOps(); ok && !slices.Contains(ops, jwk.KeyOpVerify) {
+			continue
 		}
+		vk := &verificationKey{}
+		if alg, ok := k.Algorithm(); ok {
+			if vk.alg = alg.String(); !slices.Contains(supportedAlgorithms, vk.alg) {
+				continue
+			}
+		}
+		vk.kid, _ = k.KeyID()
+		if vk.key, err = jwk.PublicRawKeyOf(k); err != nil || !strongKey(vk.key) {
+			continue
+		}
+		out = append(out, vk)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no usable signing keys")
@@ -500,57 +506,18 @@ func parseJWKS(b []byte) ([]*jwk, error) {
 	return out, nil
 }
 
-func parseJWK(r rawJWK) (*jwk, error) {
-	b64 := func(s string) ([]byte, error) { return base64.RawURLEncoding.Strict().DecodeString(s) }
-	k := &jwk{kid: r.Kid, alg: r.Alg}
-	switch r.Kty {
-	case "RSA":
-		n, err := b64(r.N)
-		if err != nil || len(n) > maxRSABits/8 {
-			return nil, errors.New("bad RSA modulus")
-		}
-		e, err := b64(r.E)
-		if err != nil || len(e) == 0 || len(e) > 4 {
-			return nil, errors.New("bad RSA exponent")
-		}
-		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
-		if pub.N.BitLen() < minRSABits || pub.E < 3 || pub.E%2 == 0 {
-			return nil, errors.New("weak RSA key")
-		}
-		k.key = pub
-	case "EC":
-		var curve elliptic.Curve
-		switch r.Crv {
-		case "P-256":
-			curve = elliptic.P256()
-		case "P-384":
-			curve = elliptic.P384()
-		case "P-521":
-			curve = elliptic.P521()
-		default:
-			return nil, errors.New("unsupported curve")
-		}
-		size := (curve.Params().BitSize + 7) / 8
-		x, err1 := b64(r.X)
-		y, err2 := b64(r.Y)
-		if err1 != nil || err2 != nil || len(x) != size || len(y) != size {
-			return nil, errors.New("bad EC point")
-		}
-		pub, err := ecdsa.ParseUncompressedPublicKey(curve, append(append([]byte{4}, x...), y...))
-		if err != nil {
-			return nil, err
-		}
-		k.key = pub
-	case "OKP":
-		x, err := b64(r.X)
-		if r.Crv != "Ed25519" || err != nil || len(x) != ed25519.PublicKeySize {
-			return nil, errors.New("bad OKP key")
-		}
-		k.key = ed25519.PublicKey(x)
-	default:
-		return nil, errors.New("unsupported key type")
+// strongKey reports whether pub is a public key of a type and size the verifier accepts.
+func strongKey(pub any) bool {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		bits := k.N.BitLen()
+		return bits >= minRSABits && bits <= maxRSABits && k.E >= 3 && k.E%2 == 1
+	case *ecdsa.PublicKey:
+		return k.Curve == elliptic.P256() || k.Curve == elliptic.P384() || k.Curve == elliptic.P521()
+	case ed25519.PublicKey:
+		return len(k) == ed25519.PublicKeySize
 	}
-	return k, nil
+	return false
 }
 
 // jwksCache holds the fetched keys. Fetches are serialised and rate limited.
@@ -560,17 +527,17 @@ type jwksCache struct {
 	fetchMu sync.Mutex // serialises fetches
 
 	mu          sync.Mutex
-	keys        []*jwk
+	keys        []*verificationKey
 	fetchedAt   time.Time // last successful fetch
 	attemptedAt time.Time // last fetch attempt
 	lastErr     error
 }
 
-func (c *jwksCache) lookup(kid, alg string) (*jwk, bool) {
-	var match *jwk
+func (c *jwksCache) lookup(kid, alg string) (*verificationKey, bool) {
+	var match *verificationKey
 	n := 0
 	for _, k := range c.keys {
-		if (kid == "" || k.kid == kid) && k.algFits(alg) {
+		if (kid == "" || k.kid == kid) && k.fits(alg) {
 			match = k
 			n++
 		}
@@ -588,7 +555,7 @@ func (c *jwksCache) due(found, force bool) bool {
 	return force || !found || c.fetchedAt.IsZero() || now.Sub(c.fetchedAt) > c.cfg.CacheTTL
 }
 
-func (c *jwksCache) key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
+func (c *jwksCache) key(ctx context.Context, kid, alg string) (any, error) {
 	c.mu.Lock()
 	k, found := c.lookup(kid, alg)
 	due := c.due(found, false)
@@ -640,7 +607,8 @@ func (c *jwksCache) refresh(ctx context.Context, force bool) error {
 	return nil
 }
 
-func (c *jwksCache) fetch(ctx context.Context) ([]*jwk, error) {
+// fetch GETs the JWKS, bounded by FetchTimeout and MaxJWKSBytes, and parses it.
+func (c *jwksCache) fetch(ctx context.Context) ([]*verificationKey, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.JWKSURL, nil)

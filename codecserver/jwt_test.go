@@ -2,12 +2,17 @@ package codecserver_test
 
 import (
 	"context"
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,13 +148,18 @@ func TestJWT(t *testing.T) {
 		{"cloud style read cannot encode", signJWT(t, f.rs, f.claims(map[string]any{"namespaces": nil, "permissions": []string{"billing:read"}})), "/encode", "billing", 403},
 		{"cloud style write encodes", signJWT(t, f.rs, f.claims(map[string]any{"namespaces": nil, "permissions": []string{"billing:write"}})), "/encode", "billing", 200},
 		{"cloud style other namespace", signJWT(t, f.rs, f.claims(map[string]any{"namespaces": nil, "permissions": []string{"billing:admin"}})), "/decode", "orders", 403},
-		{"wildcard namespace", signJWT(t, f.rs, f.claims(map[string]any{"namespaces": "*"})), "/decode", "billing", 200},
+		{"wildcard namespace ignored by default", signJWT(t, f.rs, f.claims(map[string]any{"namespaces": "*"})), "/decode", "billing", 403},
+		{"wildcard permission ignored by default", signJWT(t, f.rs, f.claims(map[string]any{"namespaces": nil, "permissions": []string{"*:admin"}})), "/decode", "billing", 403},
+		{"wildcard ignored, other namespaces kept", signJWT(t, f.rs, f.claims(map[string]any{"namespaces": []string{"*", "orders"}})), "/decode", "orders", 200},
 		{"alg none", unsigned(f.claims(nil)), "/decode", "orders", 401},
 		{"HS256 with public key", hs256(t, "rsa-1", rsaPub, f.claims(nil)), "/decode", "orders", 401},
 		{"bad signature", tamper(signJWT(t, f.rs, f.claims(nil))), "/decode", "orders", 401},
 		{"bad EC signature", tamper(signJWT(t, f.es, f.claims(nil))), "/decode", "orders", 401},
 		{"unknown kid", signJWT(t, unknown, f.claims(nil)), "/decode", "orders", 401},
 		{"kid of another key type", signJWT(t, signingKey{kid: "rsa-1", alg: "ES256", key: ec256Key}, f.claims(nil)), "/decode", "orders", 401},
+		{"unknown crit header", signJWTHeader(t, f.rs, map[string]any{"crit": []string{"x-policy"}, "x-policy": "p"}, f.claims(nil)), "/decode", "orders", 401},
+		{"padded signature", signJWT(t, f.ed, f.claims(nil)) + "==", "/decode", "orders", 401},
+		{"issued in the future", signJWT(t, f.rs, f.claims(map[string]any{"iat": f.clock.Unix(time.Hour)})), "/decode", "orders", 401},
 		{"garbage", "not.a.jwt", "/decode", "orders", 401},
 		{"two parts", "abc.def", "/decode", "orders", 401},
 		{"huge", strings.Repeat("a", 20000), "/decode", "orders", 401},
@@ -174,7 +184,11 @@ func TestJWTErrors(t *testing.T) {
 		{"expired", signJWT(t, f.rs, f.claims(map[string]any{"exp": f.clock.Unix(-time.Hour)})), codecserver.ErrTokenExpired},
 		{"none", b64([]byte(`{"alg":"none"}`)) + "." + b64([]byte(`{}`)) + ".", codecserver.ErrUnsupportedAlgorithm},
 		{"HS512", b64([]byte(`{"alg":"HS512"}`)) + "." + b64([]byte(`{}`)) + ".c2ln", codecserver.ErrUnsupportedAlgorithm},
+		{"unknown algorithm", b64([]byte(`{"alg":"XS256"}`)) + "." + b64([]byte(`{}`)) + ".c2ln", codecserver.ErrUnsupportedAlgorithm},
 		{"unknown kid", signJWT(t, signingKey{kid: "zzz", alg: "RS256", key: rsaKey}, f.claims(nil)), codecserver.ErrUnknownKeyID},
+		{"not yet valid", signJWT(t, f.es, f.claims(map[string]any{"nbf": f.clock.Unix(time.Hour)})), codecserver.ErrTokenExpired},
+		{"crit header", signJWTHeader(t, f.es, map[string]any{"crit": []string{"x-policy"}, "x-policy": "p"}, f.claims(nil)), codecserver.ErrInvalidToken},
+		{"claims not an object", signJWTHeader(t, f.es, nil, nil), codecserver.ErrInvalidToken},
 		{"wrong issuer", signJWT(t, f.rs, f.claims(map[string]any{"iss": "x"})), codecserver.ErrInvalidToken},
 	} {
 		_, err := f.auth.Verify(ctx, tc.token)
@@ -287,13 +301,15 @@ func TestJWKSConcurrentUnknownKid(t *testing.T) {
 func TestJWKSBounds(t *testing.T) {
 	testKeys(t)
 	for name, doc := range map[string]string{
-		"oversized":    `{"keys":[],"pad":"` + strings.Repeat("x", codecserver.MaxJWKSBytes) + `"}`,
-		"too many":     `{"keys":[` + strings.TrimSuffix(strings.Repeat(`{"kty":"OKP"},`, codecserver.MaxJWKSKeys+1), ",") + `]}`,
-		"not json":     `<html>`,
-		"weak rsa":     `{"keys":[{"kty":"RSA","kid":"w","n":"` + b64(make([]byte, 128)) + `","e":"AQAB"}]}`,
-		"symmetric":    `{"keys":[{"kty":"oct","kid":"s","k":"c2VjcmV0"}]}`,
-		"enc key":      `{"keys":[` + mustJSON(withUse(publicJWK(signingKey{kid: "e", key: ec256Key}), "enc")) + `]}`,
-		"bad EC point": `{"keys":[{"kty":"EC","crv":"P-256","kid":"p","x":"` + b64(make([]byte, 32)) + `","y":"` + b64(make([]byte, 32)) + `"}]}`,
+		"oversized":             `{"keys":[],"pad":"` + strings.Repeat("x", codecserver.MaxJWKSBytes) + `"}`,
+		"too many":              `{"keys":[` + strings.TrimSuffix(strings.Repeat(`{"kty":"OKP"},`, codecserver.MaxJWKSKeys+1), ",") + `]}`,
+		"too many valid":        `{"keys":[` + strings.TrimSuffix(strings.Repeat(mustJSON(publicJWK(signingKey{kid: "e", key: ec256Key}))+",", codecserver.MaxJWKSKeys+1), ",") + `]}`,
+		"not json":              `<html>`,
+		"verify not in key_ops": `{"keys":[` + mustJSON(withKeyOps(publicJWK(signingKey{kid: "s", key: edKey}), "sign")) + `]}`,
+		"weak rsa":              `{"keys":[{"kty":"RSA","kid":"w","n":"` + b64(make([]byte, 128)) + `","e":"AQAB"}]}`,
+		"symmetric":             `{"keys":[{"kty":"oct","kid":"s","k":"c2VjcmV0"}]}`,
+		"enc key":               `{"keys":[` + mustJSON(withUse(publicJWK(signingKey{kid: "e", key: ec256Key}), "enc")) + `]}`,
+		"bad EC point":          `{"keys":[{"kty":"EC","crv":"P-256","kid":"p","x":"` + b64(make([]byte, 32)) + `","y":"` + b64(make([]byte, 32)) + `"}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -330,6 +346,15 @@ func TestJWKSBounds(t *testing.T) {
 }
 
 func withUse(m map[string]string, use string) map[string]string { m["use"] = use; return m }
+
+// withKeyOps returns the JWK m with "key_ops" set to ops.
+func withKeyOps(m map[string]string, ops ...string) map[string]any {
+	out := map[string]any{"key_ops": ops}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
 
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)
@@ -390,5 +415,152 @@ func TestJWTRemoteClient(t *testing.T) {
 	}
 	if _, err := remote(srv, "wrong-token-0123456789", "orders").Decode(enc); err == nil || !strings.Contains(err.Error(), "Unauthorized") {
 		t.Fatalf("wrong token: err = %v", err)
+	}
+}
+
+// TestJWTAllowWildcardNamespaces runs the wildcard rows of the auth matrix with
+// AllowWildcardNamespaces off (the default) and on: only with it on does a token's "*" grant
+// rights on every namespace.
+func TestJWTAllowWildcardNamespaces(t *testing.T) {
+	body := payloadsJSON(t, jsonPayload(t, "x"))
+	for _, allow := range []bool{false, true} {
+		f := newJWTFixture(t, func(c *codecserver.JWTConfig) { c.AllowWildcardNamespaces = allow })
+		h := newHandler(t, codecserver.Config{Auth: f.auth})
+		// wild is the status with AllowWildcardNamespaces; without it, a wildcard grants nothing.
+		for _, tc := range []struct {
+			name       string
+			claims     map[string]any
+			path, ns   string
+			tame, wild int
+		}{
+			{"namespaces claim *", map[string]any{"namespaces": "*"}, "/decode", "billing", 403, 200},
+			{"namespaces claim [*]", map[string]any{"namespaces": []string{"*"}}, "/decode", "orders", 403, 200},
+			{"namespaces claim * without the right", map[string]any{"namespaces": "*"}, "/encode", "billing", 403, 403},
+			{"permission *:admin", map[string]any{"namespaces": nil, "permissions": []string{"*:admin"}}, "/encode", "billing", 403, 200},
+			{"permission *:read", map[string]any{"namespaces": nil, "permissions": []string{"*:read"}}, "/decode", "billing", 403, 200},
+			{"permission *:read cannot encode", map[string]any{"namespaces": nil, "permissions": []string{"*:read"}}, "/encode", "billing", 403, 403},
+			{"named namespace unaffected", map[string]any{"namespaces": nil, "permissions": []string{"*:admin", "orders:read"}}, "/decode", "orders", 200, 200},
+		} {
+			want := tc.tame
+			if allow {
+				want = tc.wild
+			}
+			t.Run(fmt.Sprintf("%s/allow=%v", tc.name, allow), func(t *testing.T) {
+				tok := signJWT(t, f.rs, f.claims(tc.claims))
+				code, resp, _ := post(t, h, tc.path, body, map[string]string{"Authorization": "Bearer " + tok, "X-Namespace": tc.ns})
+				if code != want {
+					t.Fatalf("status %d, want %d: %s", code, want, resp)
+				}
+			})
+		}
+		p, err := f.auth.Verify(context.Background(), signJWT(t, f.rs, f.claims(map[string]any{
+			"namespaces": []string{"*", "orders"}, "permissions": []string{"decode", "*:write"}})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hasWildcard := slices.Contains(p.Namespaces, codecserver.AllNamespaces)
+		_, hasWildcardRights := p.NamespaceRights[codecserver.AllNamespaces]
+		if hasWildcard != allow || hasWildcardRights != allow || !slices.Contains(p.Namespaces, "orders") {
+			t.Errorf("allow=%v: principal = %+v", allow, p)
+		}
+	}
+}
+
+// TestJWKSKeyConstraints checks that a JWK's "alg", "use" and "key_ops", and its key type and
+// curve, restrict which tokens it verifies.
+func TestJWKSKeyConstraints(t *testing.T) {
+	testKeys(t)
+	psOnly := publicJWK(signingKey{kid: "rsa-ps", key: rsaKey})
+	psOnly["alg"] = "PS256"
+	doc := `{"keys":[` + strings.Join([]string{
+		mustJSON(psOnly),
+		mustJSON(withUse(publicJWK(signingKey{kid: "ec-enc", key: ec256Key}), "enc")),
+		mustJSON(withKeyOps(publicJWK(signingKey{kid: "ed-sign-only", key: edKey}), "sign")),
+		mustJSON(withKeyOps(publicJWK(signingKey{kid: "ed-verify", key: edKey}), "verify")),
+		mustJSON(publicJWK(signingKey{kid: "ec-384", key: ec384Key})),
+	}, ",") + `]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(doc)) }))
+	defer srv.Close()
+	clock := newFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	a, err := codecserver.NewJWTAuthenticator(codecserver.JWTConfig{JWKSURL: srv.URL, Issuer: issuer, Audience: []string{audience}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := map[string]any{"iss": issuer, "aud": audience, "sub": "alice", "exp": clock.Unix(time.Minute)}
+	for _, tc := range []struct {
+		name string
+		key  signingKey
+		want error
+	}{
+		{"PS256 with a PS256 key", signingKey{kid: "rsa-ps", alg: "PS256", key: rsaKey}, nil},
+		{"RS256 with a PS256 key", signingKey{kid: "rsa-ps", alg: "RS256", key: rsaKey}, codecserver.ErrUnknownKeyID},
+		{"encryption key", signingKey{kid: "ec-enc", alg: "ES256", key: ec256Key}, codecserver.ErrUnknownKeyID},
+		{"key_ops without verify", signingKey{kid: "ed-sign-only", alg: "EdDSA", key: edKey}, codecserver.ErrUnknownKeyID},
+		{"key_ops with verify", signingKey{kid: "ed-verify", alg: "EdDSA", key: edKey}, nil},
+		{"ES384 with a P-384 key", signingKey{kid: "ec-384", alg: "ES384", key: ec384Key}, nil},
+		{"ES256 with a P-384 key", signingKey{kid: "ec-384", alg: "ES256", key: ec256Key}, codecserver.ErrUnknownKeyID},
+		{"ES256 with an RSA key", signingKey{kid: "rsa-ps", alg: "ES256", key: ec256Key}, codecserver.ErrUnknownKeyID},
+	} {
+		_, err := a.Verify(context.Background(), signJWT(t, tc.key, claims))
+		if (tc.want == nil && err != nil) || !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestJWTHighSES256 documents that an ES256 signature (r, s) is also accepted as (r, n-s):
+// jwx verifies with crypto/ecdsa, which does not require the low-S form. This is signature
+// malleability, not a forgery: the header and claims are exactly those the issuer signed, and
+// making the second form needs the first. Any other change to s is refused.
+func TestJWTHighSES256(t *testing.T) {
+	f := newJWTFixture(t, nil)
+	tok := signJWT(t, f.es, f.claims(nil))
+	parts := strings.Split(tok, ".")
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("signature: %d bytes, %v", len(sig), err)
+	}
+	n := elliptic.P256().Params().N
+	s := new(big.Int).SetBytes(sig[32:])
+	withS := func(v *big.Int) string {
+		out := slices.Clone(sig)
+		v.FillBytes(out[32:])
+		return parts[0] + "." + parts[1] + "." + b64(out)
+	}
+	negated := withS(new(big.Int).Sub(n, s))
+	if negated == tok {
+		t.Fatal("n-s equals s")
+	}
+	p, err := f.auth.Verify(context.Background(), negated)
+	if err != nil {
+		t.Fatalf("(r, n-s) refused: %v; update the note on high-S in the doc comment of Verify", err)
+	}
+	if p.Subject != "alice" || !p.Allows("orders", codecserver.OpDecode) {
+		t.Errorf("principal = %+v", p)
+	}
+	for name, v := range map[string]*big.Int{
+		"s+1":   new(big.Int).Add(s, big.NewInt(1)),
+		"n-s+1": new(big.Int).Add(new(big.Int).Sub(n, s), big.NewInt(1)),
+		"zero":  new(big.Int),
+	} {
+		if _, err := f.auth.Verify(context.Background(), withS(v)); !errors.Is(err, codecserver.ErrInvalidToken) {
+			t.Errorf("%s: err = %v, want ErrInvalidToken", name, err)
+		}
+	}
+}
+
+// BenchmarkJWTVerify measures Verify on a valid token per algorithm, with the key set cached.
+func BenchmarkJWTVerify(b *testing.B) {
+	f := newJWTFixture(b, nil)
+	for _, k := range []signingKey{f.rs, f.ps, f.es, f.ed} {
+		tok := signJWT(b, k, f.claims(nil))
+		b.Run(k.alg, func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				if _, err := f.auth.Verify(ctx, tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

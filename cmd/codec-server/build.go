@@ -99,6 +99,8 @@ func buildAuth(ctx context.Context, cfg *Config, log *slog.Logger) (codecserver.
 			PermissionsClaim: a.PermissionsClaim,
 			SubjectClaim:     a.SubjectClaim,
 			Leeway:           time.Duration(a.Leeway),
+
+			AllowWildcardNamespaces: a.AllowWildcardNamespaces,
 		})
 		if err != nil {
 			return nil, err

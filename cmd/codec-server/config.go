@@ -63,6 +63,9 @@ type AuthConfig struct {
 	PermissionsClaim string   `json:"permissions_claim"`
 	SubjectClaim     string   `json:"subject_claim"`
 	Leeway           Duration `json:"leeway"`
+	// AllowWildcardNamespaces lets a token's namespaces claim "*" or a permission "*:<role>"
+	// grant rights on every namespace. Defaults to false: such grants are ignored.
+	AllowWildcardNamespaces bool `json:"allow_wildcard_namespaces"`
 	// StaticTokensFile is a JSON file: {"tokens":[{"token":..., "subject":..., "namespaces":[...],
 	// "decode":true, "encode":false}]}.
 	StaticTokensFile string `json:"static_tokens_file"`
@@ -140,7 +143,7 @@ type flagValues struct {
 	jwksURL, issuer, audience, nsClaim, permClaim, subClaim, staticTokens, defNS string
 	namespace, compression, keyringFile, kmsKeyID, kmsRegion, kmsEndpoint        string
 	offloadDir, s3Bucket, s3Region, s3Endpoint, offloadPrefix                    string
-	allowCredentials, insecure, s3PathStyle                                      bool
+	allowCredentials, insecure, s3PathStyle, allowWildcard                       bool
 	maxBody, claimLimit                                                          int64
 	maxPayloads, offloadThreshold                                                int
 	leeway, shutdownTimeout                                                      time.Duration
@@ -164,7 +167,8 @@ func newFlagSet(out io.Writer) *flagValues {
 	fs.StringVar(&v.nsClaim, "namespaces-claim", "", "claim listing namespaces (default \"namespaces\")")
 	fs.StringVar(&v.permClaim, "permissions-claim", "", "claim listing rights (default \"permissions\")")
 	fs.StringVar(&v.subClaim, "subject-claim", "", "claim naming the caller (default \"sub\")")
-	fs.DurationVar(&v.leeway, "leeway", 0, "clock skew tolerated on exp and nbf (default 30s)")
+	fs.DurationVar(&v.leeway, "leeway", 0, "clock skew tolerated on exp, nbf and iat (default 30s)")
+	fs.BoolVar(&v.allowWildcard, "allow-wildcard-namespaces", false, "let a token's namespaces claim \"*\" or permission \"*:<role>\" grant rights on every namespace")
 	fs.StringVar(&v.staticTokens, "static-tokens-file", "", "JSON file of static bearer tokens")
 	fs.Int64Var(&v.maxBody, "max-body-bytes", 0, "largest request body (default 4 MiB)")
 	fs.IntVar(&v.maxPayloads, "max-payloads", 0, "most payloads per request (default 1000)")
@@ -288,6 +292,9 @@ func (v *flagValues) apply(cfg *Config) {
 	setS("subject-claim", &cfg.Auth.SubjectClaim, v.subClaim)
 	if g["leeway"] {
 		cfg.Auth.Leeway = Duration(v.leeway)
+	}
+	if g["allow-wildcard-namespaces"] {
+		cfg.Auth.AllowWildcardNamespaces = v.allowWildcard
 	}
 	setS("static-tokens-file", &cfg.Auth.StaticTokensFile, v.staticTokens)
 	if g["max-body-bytes"] {

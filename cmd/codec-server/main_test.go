@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
@@ -13,21 +14,28 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwt"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/payloadkit/payloadkit/codecserver"
 	"github.com/payloadkit/payloadkit/workflowtest"
 )
 
@@ -85,7 +93,7 @@ func TestLoadConfigFile(t *testing.T) {
 		"allow_credentials": true,
 		"auth": {"jwks_url": "https://issuer.example/jwks", "issuer": "https://issuer.example", "audience": ["codec"],
 		         "namespaces_claim": "ns", "permissions_claim": "perms", "subject_claim": "email", "leeway": "45s",
-		         "static_tokens_file": "tokens.json"},
+		         "allow_wildcard_namespaces": true, "static_tokens_file": "tokens.json"},
 		"limits": {"max_body_bytes": 1000, "max_payloads": 10, "claim_display_limit": -1},
 		"default_namespace": "orders",
 		"shutdown_timeout": "3s",
@@ -106,7 +114,7 @@ func TestLoadConfigFile(t *testing.T) {
 		AllowCredentials: true,
 		Auth: AuthConfig{JWKSURL: "https://issuer.example/jwks", Issuer: "https://issuer.example", Audience: []string{"codec"},
 			NamespacesClaim: "ns", PermissionsClaim: "perms", SubjectClaim: "email", Leeway: Duration(45 * time.Second),
-			StaticTokensFile: "tokens.json"},
+			AllowWildcardNamespaces: true, StaticTokensFile: "tokens.json"},
 		Limits:           LimitsConfig{MaxBodyBytes: 1000, MaxPayloads: 10, ClaimDisplayLimit: -1},
 		DefaultNamespace: "orders",
 		ShutdownTimeout:  Duration(3 * time.Second),
@@ -372,6 +380,74 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// TestAllowWildcardNamespaces checks that the setting reaches the JWT verifier, from the
+// environment or the flag: a token whose namespaces claim is "*" may decode in any namespace
+// only when it is set.
+func TestAllowWildcardNamespaces(t *testing.T) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jwk.Import(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signer.Set(jwk.KeyIDKey, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := signer.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jwk.NewSet()
+	if err := set.AddKey(pub); err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _ = json.NewEncoder(w).Encode(set) }))
+	defer jwks.Close()
+	claims, err := jwt.NewBuilder().Issuer("https://issuer.example").Audience([]string{"codec"}).Subject("ops").
+		Expiration(time.Now().Add(time.Hour)).Claim("namespaces", []string{"*"}).Claim("permissions", []string{"decode"}).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := jwt.Sign(claims, jwt.WithKey(jwa.EdDSA(), signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-namespace", "orders", "-jwks-url", jwks.URL, "-issuer", "https://issuer.example", "-audience", "codec"}
+	const envVar = "PAYLOADKIT_CODEC_ALLOW_WILDCARD_NAMESPACES"
+	for name, tc := range map[string]struct {
+		args  []string
+		env   map[string]string
+		allow bool
+	}{
+		"default":        {},
+		"environment":    {env: map[string]string{envVar: "true"}, allow: true},
+		"flag":           {args: []string{"-allow-wildcard-namespaces"}, allow: true},
+		"flag overrides": {args: []string{"-allow-wildcard-namespaces=false"}, env: map[string]string{envVar: "true"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := loadConfig(append(slices.Clone(args), tc.args...), env(tc.env), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			auth, err := buildAuth(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodPost, "/decode", nil)
+			req.Header.Set("Authorization", "Bearer "+string(token))
+			p, err := auth.Authenticate(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Allows("orders", codecserver.OpDecode); got != tc.allow {
+				t.Errorf("AllowWildcardNamespaces=%v: token with namespaces [\"*\"] may decode in orders: %v", cfg.Auth.AllowWildcardNamespaces, got)
+			}
+		})
+	}
 }
 
 func TestStaticTokensFileErrors(t *testing.T) {
