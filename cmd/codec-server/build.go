@@ -70,6 +70,8 @@ func build(ctx context.Context, cfg *Config, log, serverLog *slog.Logger) (*buil
 		MaxBodyBytes:      cfg.Limits.MaxBodyBytes,
 		MaxPayloads:       cfg.Limits.MaxPayloads,
 		ClaimDisplayLimit: cfg.Limits.ClaimDisplayLimit,
+		MaxDecodedBytes:   cfg.Limits.MaxDecodedBytes,
+		MaxResponseBytes:  cfg.Limits.MaxResponseBytes,
 		Logger:            serverLog,
 	})
 	if err != nil {

@@ -76,6 +76,8 @@ type LimitsConfig struct {
 	MaxBodyBytes      int64 `json:"max_body_bytes"`
 	MaxPayloads       int   `json:"max_payloads"`
 	ClaimDisplayLimit int64 `json:"claim_display_limit"`
+	MaxDecodedBytes   int64 `json:"max_decoded_bytes"`
+	MaxResponseBytes  int64 `json:"max_response_bytes"`
 }
 
 // Pipeline is the codec chain of one namespace: it must match the workers' Kit options.
@@ -144,7 +146,7 @@ type flagValues struct {
 	namespace, compression, keyringFile, kmsKeyID, kmsRegion, kmsEndpoint        string
 	offloadDir, s3Bucket, s3Region, s3Endpoint, offloadPrefix                    string
 	allowCredentials, insecure, s3PathStyle, allowWildcard                       bool
-	maxBody, claimLimit                                                          int64
+	maxBody, claimLimit, maxDecoded, maxResponse                                 int64
 	maxPayloads, offloadThreshold                                                int
 	leeway, shutdownTimeout                                                      time.Duration
 	given                                                                        map[string]bool
@@ -173,6 +175,8 @@ func newFlagSet(out io.Writer) *flagValues {
 	fs.Int64Var(&v.maxBody, "max-body-bytes", 0, "largest request body (default 4 MiB)")
 	fs.IntVar(&v.maxPayloads, "max-payloads", 0, "most payloads per request (default 1000)")
 	fs.Int64Var(&v.claimLimit, "claim-display-limit", 0, "claim size above which /decode answers a placeholder (default 1 MiB, -1: always fetch)")
+	fs.Int64Var(&v.maxDecoded, "max-decoded-bytes", 0, "most decoded bytes per /decode request (default 32 MiB)")
+	fs.Int64Var(&v.maxResponse, "max-response-bytes", 0, "largest response body in bytes (default 48 MiB)")
 	fs.StringVar(&v.defNS, "default-namespace", "", "namespace for requests that name none")
 	fs.DurationVar(&v.shutdownTimeout, "shutdown-timeout", 0, "graceful shutdown bound (default 15s)")
 	fs.StringVar(&v.namespace, "namespace", "", "comma-separated namespaces served with the pipeline flags below")
@@ -305,6 +309,12 @@ func (v *flagValues) apply(cfg *Config) {
 	}
 	if g["claim-display-limit"] {
 		cfg.Limits.ClaimDisplayLimit = v.claimLimit
+	}
+	if g["max-decoded-bytes"] {
+		cfg.Limits.MaxDecodedBytes = v.maxDecoded
+	}
+	if g["max-response-bytes"] {
+		cfg.Limits.MaxResponseBytes = v.maxResponse
 	}
 	setS("default-namespace", &cfg.DefaultNamespace, v.defNS)
 	if g["shutdown-timeout"] {

@@ -94,7 +94,7 @@ func TestLoadConfigFile(t *testing.T) {
 		"auth": {"jwks_url": "https://issuer.example/jwks", "issuer": "https://issuer.example", "audience": ["codec"],
 		         "namespaces_claim": "ns", "permissions_claim": "perms", "subject_claim": "email", "leeway": "45s",
 		         "allow_wildcard_namespaces": true, "static_tokens_file": "tokens.json"},
-		"limits": {"max_body_bytes": 1000, "max_payloads": 10, "claim_display_limit": -1},
+		"limits": {"max_body_bytes": 1000, "max_payloads": 10, "claim_display_limit": -1, "max_decoded_bytes": 5000, "max_response_bytes": 7000},
 		"default_namespace": "orders",
 		"shutdown_timeout": "3s",
 		"namespaces": {
@@ -115,7 +115,7 @@ func TestLoadConfigFile(t *testing.T) {
 		Auth: AuthConfig{JWKSURL: "https://issuer.example/jwks", Issuer: "https://issuer.example", Audience: []string{"codec"},
 			NamespacesClaim: "ns", PermissionsClaim: "perms", SubjectClaim: "email", Leeway: Duration(45 * time.Second),
 			AllowWildcardNamespaces: true, StaticTokensFile: "tokens.json"},
-		Limits:           LimitsConfig{MaxBodyBytes: 1000, MaxPayloads: 10, ClaimDisplayLimit: -1},
+		Limits:           LimitsConfig{MaxBodyBytes: 1000, MaxPayloads: 10, ClaimDisplayLimit: -1, MaxDecodedBytes: 5000, MaxResponseBytes: 7000},
 		DefaultNamespace: "orders",
 		ShutdownTimeout:  Duration(3 * time.Second),
 		Namespaces: map[string]Pipeline{
@@ -135,12 +135,13 @@ func TestConfigPrecedence(t *testing.T) {
 	path := writeFile(t, "config.json", `{"listen": ":1111", "insecure": true, "allowed_origins": ["https://file.example"],
 		"limits": {"max_payloads": 5}, "namespaces": {"orders": {}}}`)
 	e := env(map[string]string{
-		"PAYLOADKIT_CODEC_CONFIG":       path,
-		"PAYLOADKIT_CODEC_LISTEN":       ":2222",
-		"PAYLOADKIT_CODEC_ORIGINS":      "https://env.example, https://env2.example",
-		"PAYLOADKIT_CODEC_MAX_PAYLOADS": "7",
+		"PAYLOADKIT_CODEC_CONFIG":            path,
+		"PAYLOADKIT_CODEC_LISTEN":            ":2222",
+		"PAYLOADKIT_CODEC_ORIGINS":           "https://env.example, https://env2.example",
+		"PAYLOADKIT_CODEC_MAX_PAYLOADS":      "7",
+		"PAYLOADKIT_CODEC_MAX_DECODED_BYTES": "9000",
 	})
-	cfg, err := loadConfig([]string{"-listen", ":3333"}, e, &bytes.Buffer{})
+	cfg, err := loadConfig([]string{"-listen", ":3333", "-max-response-bytes", "12000"}, e, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +153,9 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	if cfg.Limits.MaxPayloads != 7 || !cfg.Insecure {
 		t.Errorf("MaxPayloads = %d, Insecure = %v", cfg.Limits.MaxPayloads, cfg.Insecure)
+	}
+	if cfg.Limits.MaxDecodedBytes != 9000 || cfg.Limits.MaxResponseBytes != 12000 {
+		t.Errorf("MaxDecodedBytes = %d, MaxResponseBytes = %d, want the environment and the flag", cfg.Limits.MaxDecodedBytes, cfg.Limits.MaxResponseBytes)
 	}
 	if _, ok := cfg.Namespaces["orders"]; !ok {
 		t.Error("file namespaces lost")
