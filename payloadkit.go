@@ -11,18 +11,20 @@ import (
 	sdkinterceptor "go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/failureconv"
 	"github.com/payloadkit/payloadkit/interceptor"
+	"github.com/payloadkit/payloadkit/internal/pipeline"
 	"github.com/payloadkit/payloadkit/offload"
 )
 
 // PluginName is the name of the plugin returned by Kit.Plugin.
 const PluginName = "payloadkit"
 
-// Stage names, in the order payloads pass them on the way out.
+// Stage names, in the order payloads pass them on the way out. They are defined here only: the
+// pipeline reports them to telemetry as they are (span names payloadkit.<stage>.<operation>,
+// the "stage" attribute of the metrics), and Stages lists them.
 const (
 	StageCompression = "compression"
 	StageEncryption  = "encryption"
@@ -36,21 +38,42 @@ var ErrInvalidOptions = errors.New("payloadkit: invalid options")
 // It is safe for concurrent use.
 type Kit struct {
 	opts      Options
-	codecs    []converter.PayloadCodec // NewCodecDataConverter order: last is applied first on encode
-	stages    []string                 // stage names in encode order
+	pipeline  *pipeline.Pipeline
+	stages    []string // configured stage names in encode order
 	dc        converter.DataConverter
 	fc        converter.FailureConverter
 	telemetry *interceptor.Telemetry
 	extStore  *converter.ExternalStorage
-	remote    bool
 	plugin    *temporal.SimplePlugin
 	closers   []func() error
 }
 
-// New validates opts and builds a Kit.
-func New(ctx context.Context, opts Options) (*Kit, error) {
+// New validates opts and builds a Kit. ctx bounds the construction: New returns ctx's error when
+// ctx is done before the Kit is complete. It is not kept.
+//
+// The codec pipeline (compression, encryption, offload, and the context-aware DataConverter
+// around them) is assembled here and works without telemetry; telemetry observes it.
+func New(ctx context.Context, opts Options) (kit *Kit, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("payloadkit: New: %w", err)
+	}
 	k := &Kit{opts: opts}
-	tel, err := interceptor.New(opts.Telemetry)
+	defer func() {
+		if err != nil {
+			_ = k.Close()
+		}
+	}()
+
+	// Telemetry options: the caller's value is copied, never modified. With an offload stage,
+	// large payloads leave history, so the early size-limit errors are off.
+	var telOpts interceptor.Options
+	if opts.Telemetry != nil {
+		telOpts = *opts.Telemetry
+	}
+	if opts.Offload != nil {
+		telOpts.DisableSizeLimit = true
+	}
+	tel, err := interceptor.New(&telOpts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Telemetry: %w", ErrInvalidOptions, err)
 	}
@@ -59,20 +82,22 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 	// hooks; the caller's option values are copied, never modified.
 	if opts.Encryption != nil && opts.Encryption.OnKeyEvent == nil {
 		enc := *opts.Encryption
-		enc.OnKeyEvent = tel.KeyEvent
+		enc.OnKeyEvent = func(e codec.KeyEvent) {
+			tel.RecordKeyEvent(interceptor.KeyEvent{Kind: e.Kind, Operation: e.Operation, Hit: e.Hit, Err: e.Err})
+		}
 		opts.Encryption = &enc
 	}
 	if opts.Offload != nil && opts.Offload.OnObject == nil {
 		off := *opts.Offload
-		off.OnObject = tel.ObjectEvent
+		off.OnObject = func(e offload.ObjectEvent) {
+			tel.RecordObjectEvent(interceptor.ObjectEvent{Operation: e.Operation, Bytes: e.Bytes, Err: e.Err})
+		}
 		opts.Offload = &off
 	}
-	// Without an offload stage, inputs and results over the size limit fail early.
-	tel.SetOffloadEnabled(opts.Offload != nil)
 
-	// Encode order: compress, encrypt, offload. NewCodecDataConverter applies codecs
-	// last-to-first on encode, so they are collected in reverse.
-	var encodeOrder []converter.PayloadCodec
+	// Stages in encode order: compress, encrypt, offload.
+	var stages []pipeline.Stage
+	var remote bool
 	// The compression stage is always installed: with codec.None it compresses nothing but
 	// still decodes payloads compressed earlier.
 	{
@@ -81,7 +106,7 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
 		k.closeWith(c)
-		encodeOrder = append(encodeOrder, tel.WrapCodec(StageCompression, c))
+		stages = append(stages, pipeline.Stage{Name: StageCompression, Codec: c})
 		if opts.Compression == nil || opts.Compression.Algorithm != codec.None {
 			k.stages = append(k.stages, StageCompression)
 		}
@@ -92,10 +117,8 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
 		k.closeWith(c)
-		if r, ok := opts.Encryption.Keys.(codec.RemoteKeyProvider); ok && r.Remote() {
-			k.remote = true
-		}
-		encodeOrder = append(encodeOrder, tel.WrapCodec(StageEncryption, c))
+		remote = remote || isRemote(opts.Encryption.Keys)
+		stages = append(stages, pipeline.Stage{Name: StageEncryption, Codec: c})
 		k.stages = append(k.stages, StageEncryption)
 	}
 	if opts.Offload != nil {
@@ -105,7 +128,7 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: Offload: %w", ErrInvalidOptions, err)
 			}
-			encodeOrder = append(encodeOrder, tel.WrapCodec(StageOffload, c))
+			stages = append(stages, pipeline.Stage{Name: StageOffload, Codec: c})
 			k.stages = append(k.stages, StageOffload)
 		case offload.ModeExternalStorage:
 			es, err := offload.NewExternalStorage(opts.Offload)
@@ -117,20 +140,17 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 			return nil, fmt.Errorf("%w: Offload.Mode %q: allowed values are %q and %q",
 				ErrInvalidOptions, opts.Offload.Mode, offload.ModeCodec, offload.ModeExternalStorage)
 		}
-		if r, ok := opts.Offload.Store.(interface{ Remote() bool }); ok && r.Remote() {
-			k.remote = true
-		}
-	}
-	for i := len(encodeOrder) - 1; i >= 0; i-- {
-		k.codecs = append(k.codecs, encodeOrder[i])
+		remote = remote || isRemote(opts.Offload.Store)
 	}
 
-	k.dc = tel.DataConverter(converter.GetDefaultDataConverter(), k.codecs)
-	if k.remote {
-		// Remote stages (KMS, S3) may block longer than the deadlock detector allows;
-		// each remote call is bounded by its own timeout instead.
-		k.dc = workflow.DataConverterWithoutDeadlockDetection(k.dc)
-	}
+	// Telemetry observes the pipeline; the pipeline does not depend on it.
+	k.pipeline = pipeline.New(pipeline.Options{
+		Parent:   converter.GetDefaultDataConverter(),
+		Stages:   stages,
+		Observer: tel,
+		Remote:   remote,
+	})
+	k.dc = k.pipeline.DataConverter()
 	fc, err := failureconv.New(k.dc, opts.Failures, opts.Encryption != nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Failures: %w", ErrInvalidOptions, err)
@@ -154,8 +174,17 @@ func New(ctx context.Context, opts Options) (*Kit, error) {
 		return nil, fmt.Errorf("payloadkit: building plugin: %w", err)
 	}
 	k.plugin = plugin
-	_ = ctx
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("payloadkit: New: %w", err)
+	}
 	return k, nil
+}
+
+// isRemote reports whether v (a key provider or an offload store) says, with a Remote method
+// returning true, that it calls a remote service. It is the one way a stage is known remote.
+func isRemote(v any) bool {
+	r, ok := v.(interface{ Remote() bool })
+	return ok && r.Remote()
 }
 
 // DataConverter returns the Kit's DataConverter: the SDK's default payload converters followed by
@@ -184,11 +213,7 @@ func (k *Kit) Plugin() *temporal.SimplePlugin { return k.plugin }
 func (k *Kit) ClientOptions(base client.Options) client.Options {
 	base.DataConverter = k.dc
 	base.FailureConverter = k.fc
-	ns := base.Namespace
-	if ns == "" {
-		ns = client.DefaultNamespace
-	}
-	base.Interceptors = append(append([]sdkinterceptor.ClientInterceptor(nil), base.Interceptors...), k.telemetry.ClientInterceptorsFor(ns)...)
+	base.Interceptors = append(append([]sdkinterceptor.ClientInterceptor(nil), base.Interceptors...), k.ClientInterceptors()...)
 	if k.extStore != nil {
 		base.ExternalStorage = *k.extStore
 	}
@@ -218,9 +243,7 @@ func (k *Kit) workerOnlyInterceptors() []sdkinterceptor.WorkerInterceptor {
 
 // Codecs returns the Kit's codecs in the order converter.NewCodecDataConverter expects them
 // (the last is applied first on encode): for example to build a Codec Server.
-func (k *Kit) Codecs() []converter.PayloadCodec {
-	return append([]converter.PayloadCodec(nil), k.codecs...)
-}
+func (k *Kit) Codecs() []converter.PayloadCodec { return k.pipeline.Codecs() }
 
 // Stages returns the names of the configured codec stages in encode order.
 func (k *Kit) Stages() []string { return append([]string(nil), k.stages...) }

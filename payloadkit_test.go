@@ -6,17 +6,28 @@ import (
 	"fmt"
 	"math/rand"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	sdkinterceptor "go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/payloadkit/payloadkit"
 	"github.com/payloadkit/payloadkit/codec"
+	"github.com/payloadkit/payloadkit/failureconv"
 	"github.com/payloadkit/payloadkit/interceptor"
 	"github.com/payloadkit/payloadkit/offload"
 )
@@ -253,3 +264,171 @@ type (
 	interceptorBase   = sdkinterceptor.ClientInterceptorBase
 	interceptorClient = sdkinterceptor.ClientInterceptor
 )
+
+// countingKeys is a key provider that counts the data keys it generates: with the data-key
+// cache off, one per encryption Encode call.
+type countingKeys struct {
+	*codec.StaticKeyring
+	generated atomic.Int64
+}
+
+func (k *countingKeys) GenerateDataKey(ctx context.Context, encCtx map[string]string) (codec.DataKey, error) {
+	k.generated.Add(1)
+	return k.StaticKeyring.GenerateDataKey(ctx, encCtx)
+}
+
+// shout is the activity of roundTripWorkflow.
+func shout(_ context.Context, o order) (order, error) {
+	o.Notes = strings.ToUpper(o.Notes)
+	return o, nil
+}
+
+// roundTripWorkflow runs one activity on its input and returns the activity's result.
+func roundTripWorkflow(ctx workflow.Context, o order) (order, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	var out order
+	err := workflow.ExecuteActivity(ctx, shout, o).Get(ctx, &out)
+	return out, err
+}
+
+// roundTrip runs roundTripWorkflow on in in the SDK's test environment with a Kit that compresses
+// and encrypts (data-key cache off) with telemetry tel and failure options failures, and returns
+// the workflow's error and the number of encryption Encode calls (data keys generated).
+func roundTrip(t *testing.T, tel *interceptor.Options, failures *failureconv.Options, in order) (error, int64) {
+	t.Helper()
+	keys := &countingKeys{StaticKeyring: keyring(t)}
+	kit := newKit(t, payloadkit.Options{
+		Encryption: &codec.EncryptionOptions{Keys: keys, Cache: &codec.CacheOptions{Disabled: true}},
+		Telemetry:  tel,
+		Failures:   failures,
+	})
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetDataConverter(kit.DataConverter())
+	env.SetFailureConverter(kit.FailureConverter())
+	env.SetWorkerOptions(worker.Options{Interceptors: kit.WorkerInterceptors()})
+	env.RegisterWorkflow(roundTripWorkflow)
+	env.RegisterActivity(shout)
+	env.ExecuteWorkflow(roundTripWorkflow, in)
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	return env.GetWorkflowError(), keys.generated.Load()
+}
+
+// TestTelemetryEncodesOnce checks that telemetry learns sizes from the real encode: one activity
+// round trip costs as many compression and encryption Encode calls with telemetry on (spans
+// recorded, the payload-size histogram enabled, the size limit on) as with telemetry off.
+func TestTelemetryEncodesOnce(t *testing.T) {
+	in := bigOrder(100)
+	off := &interceptor.Options{
+		TracerProvider: tracenoop.NewTracerProvider(), MeterProvider: metricnoop.NewMeterProvider(),
+		DisableSDKTracing: true, DisableCodecTracing: true, DisablePayloadSize: true,
+	}
+	err, offEncodes := roundTrip(t, off, nil, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	spans := tracetest.NewSpanRecorder()
+	reader := sdkmetric.NewManualReader()
+	on := &interceptor.Options{
+		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)),
+		MeterProvider:  sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)),
+	}
+	err, onEncodes := roundTrip(t, on, nil, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The workflow's input (encoded by the test environment), the activity's input and result,
+	// the workflow's result: four encodes, each through compression then encryption.
+	const want = 4
+	if offEncodes != want || onEncodes != want {
+		t.Errorf("encryption Encode calls: %d with telemetry off, %d with telemetry on; want %d and %d", offEncodes, onEncodes, want, want)
+	}
+	var compression, encryption int
+	for _, s := range spans.Ended() {
+		switch s.Name() {
+		case "payloadkit." + payloadkit.StageCompression + ".encode":
+			compression++
+		case "payloadkit." + payloadkit.StageEncryption + ".encode":
+			encryption++
+		}
+	}
+	if compression != want || encryption != want {
+		t.Errorf("encode spans with telemetry on: %d compression, %d encryption; want %d each", compression, encryption, want)
+	}
+
+	// The sizes were recorded all the same, from those encodes.
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	points := map[string]uint64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			h, ok := m.Data.(metricdata.Histogram[int64])
+			if m.Name != interceptor.MetricPayloadSize || !ok {
+				continue
+			}
+			for _, dp := range h.DataPoints {
+				if stage, _ := dp.Attributes.Value("stage"); stage.AsString() == interceptor.StageInterceptor {
+					kind, _ := dp.Attributes.Value("kind")
+					dir, _ := dp.Attributes.Value("direction")
+					points[kind.AsString()+" "+dir.AsString()] += dp.Count
+				}
+			}
+		}
+	}
+	for _, k := range []string{"activity input", "activity result", "workflow result"} {
+		if points[k] != 1 {
+			t.Errorf("%s size points = %d, want 1 (all: %v)", k, points[k], points)
+		}
+	}
+	t.Logf("one activity round trip: %d compression and %d encryption encodes with telemetry on, %d encryption encodes off", compression, encryption, offEncodes)
+}
+
+// TestSizeLimitFromTheOneEncode checks the early size-limit check (no offload stage): an activity
+// input over Telemetry.LimitSize fails the workflow with ErrPayloadTooLarge in a non-retryable
+// ApplicationError of type PayloadTooLargeErrorType before the activity is scheduled, measured
+// by the one encode that produced the payload.
+func TestSizeLimitFromTheOneEncode(t *testing.T) {
+	// Failure messages stay in the clear here, so that the only encodes are of values.
+	plainFailures := false
+	err, encodes := roundTrip(t, &interceptor.Options{
+		TracerProvider: tracenoop.NewTracerProvider(), MeterProvider: metricnoop.NewMeterProvider(),
+		LimitSize: 2048,
+	}, &failureconv.Options{EncodeAttributes: &plainFailures}, randomOrder(8<<10))
+	if err == nil {
+		t.Fatal("workflow succeeded with an activity input over the limit")
+	}
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != interceptor.PayloadTooLargeErrorType || !appErr.NonRetryable() {
+		t.Fatalf("error %v: want a non-retryable ApplicationError of type %s", err, interceptor.PayloadTooLargeErrorType)
+	}
+	// The Go error crossed a FailureConverter: ErrPayloadTooLarge is known by its text.
+	if !strings.Contains(appErr.Error(), interceptor.ErrPayloadTooLarge.Error()) {
+		t.Errorf("error %v does not carry ErrPayloadTooLarge", err)
+	}
+	if !strings.Contains(err.Error(), `activity "shout" input`) || !strings.Contains(err.Error(), "over the limit of 2048 bytes") {
+		t.Errorf("error %q: want the activity's input and the limit named", err)
+	}
+	// The workflow's input and the activity's input, each encoded once; the activity never ran.
+	if encodes != 2 {
+		t.Errorf("encryption Encode calls = %d, want 2", encodes)
+	}
+}
+
+func TestNewHonoursItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	kit, err := payloadkit.New(ctx, payloadkit.Options{})
+	if err == nil {
+		kit.Close()
+		t.Fatal("New built a Kit with a cancelled context")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("error %v, want context.Canceled", err)
+	}
+}

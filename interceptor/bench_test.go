@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/payloadkit/payloadkit/codec"
+	"github.com/payloadkit/payloadkit/internal/pipeline"
 )
 
 // benchCompression returns the compression stage the benchmark measures: payloadkit's own
@@ -59,7 +60,7 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	off := offTel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{offTel.WrapCodec(StageCompression, comp)})
+	off := pipeline.New(pipeline.Options{Stages: []pipeline.Stage{stage(stageCompression, comp)}, Observer: offTel}).DataConverter()
 
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
@@ -68,7 +69,7 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	onDC := onTel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{onTel.WrapCodec(StageCompression, comp)})
+	onDC := pipeline.New(pipeline.Options{Stages: []pipeline.Stage{stage(stageCompression, comp)}, Observer: onTel}).DataConverter()
 	ctx, parent := tp.Tracer("bench").Start(context.Background(), "RunActivity:Bench")
 	defer parent.End()
 
@@ -124,9 +125,10 @@ type identityCodec struct{}
 func (identityCodec) Encode(p []*commonpb.Payload) ([]*commonpb.Payload, error) { return p, nil }
 func (identityCodec) Decode(p []*commonpb.Payload) ([]*commonpb.Payload, error) { return p, nil }
 
-// BenchmarkCodecWrapper measures the absolute cost of one traced Encode around a codec that
+// BenchmarkCodecWrapper measures the absolute cost of one observed Encode around a codec that
 // does nothing, side by side: the bare codec, telemetry off (no-op providers) and telemetry on
-// (SDK providers as in BenchmarkTelemetryOverhead). Dividing the on-off difference by the
+// (SDK providers as in BenchmarkTelemetryOverhead; codecs of pipeline.Codecs, bound to no
+// context, so their spans are roots). Dividing the on-off difference by the
 // cost of a real stage call gives the relative overhead with less noise than timing whole
 // round trips.
 func BenchmarkCodecWrapper(b *testing.B) {
@@ -141,16 +143,16 @@ func BenchmarkCodecWrapper(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, parent := tp.Tracer("bench").Start(context.Background(), "RunActivity:Bench")
-	defer parent.End()
-	on := onTel.WrapCodec(StageCompression, identityCodec{}).(*tracedCodec).withBinding(newBinding(ctx, nil))
+	observed := func(tel *Telemetry) converter.PayloadCodec {
+		return pipeline.New(pipeline.Options{Stages: []pipeline.Stage{stage(stageCompression, identityCodec{})}, Observer: tel}).Codecs()[0]
+	}
 	modes := []struct {
 		name  string
 		codec converter.PayloadCodec
 	}{
 		{"bare", identityCodec{}},
-		{"off", offTel.WrapCodec(StageCompression, identityCodec{})},
-		{"on", on},
+		{"off", observed(offTel)},
+		{"on", observed(onTel)},
 	}
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {

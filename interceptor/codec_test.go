@@ -14,6 +14,15 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/payloadkit/payloadkit/internal/pipeline"
+)
+
+// Stage names of the test pipelines (the Kit defines its own in the payloadkit package).
+const (
+	stageCompression = "compression"
+	stageEncryption  = "encryption"
+	stageOffload     = "offload"
 )
 
 func mustPayloads(t *testing.T, values ...any) []*commonpb.Payload {
@@ -28,7 +37,7 @@ func mustPayloads(t *testing.T, values ...any) []*commonpb.Payload {
 func TestTracedCodecRecordsSpanAndMetrics(t *testing.T) {
 	r := newRecorder(t, Options{})
 	inner := newXorCodec()
-	c := r.tel.WrapCodec(StageCompression, inner)
+	c := r.codec(stageCompression, inner)
 
 	in := mustPayloads(t, "hello", 42)
 	inCopy := []*commonpb.Payload{proto.Clone(in[0]).(*commonpb.Payload), proto.Clone(in[1]).(*commonpb.Payload)}
@@ -108,7 +117,7 @@ func TestTracedCodecErrorStatus(t *testing.T) {
 	r := newRecorder(t, Options{})
 	inner := newXorCodec()
 	inner.fail = fmt.Errorf("encrypt [key=k1]: %w", errTestKeyMissing)
-	c := r.tel.WrapCodec(StageEncryption, inner)
+	c := r.codec(stageEncryption, inner)
 
 	if _, err := c.Encode(mustPayloads(t, "x")); !errors.Is(err, errTestKeyMissing) {
 		t.Fatalf("Encode error %v, want errTestKeyMissing", err)
@@ -177,8 +186,7 @@ func TestDataConverterMatchesCodecDataConverter(t *testing.T) {
 			r := newRecorder(t, opts)
 			a, b := newXorCodec(), newXorCodec()
 			b.key = 0x33
-			dc := r.tel.DataConverter(converter.GetDefaultDataConverter(),
-				[]converter.PayloadCodec{r.tel.WrapCodec(StageEncryption, a), r.tel.WrapCodec(StageCompression, b)})
+			dc := r.dataConverter(stage(stageCompression, b), stage(stageEncryption, a))
 			plain := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), a, b)
 
 			// Every context-aware variant must encode exactly like the plain converter.
@@ -226,7 +234,7 @@ func TestDataConverterMatchesCodecDataConverter(t *testing.T) {
 func TestSerializationContextForwarded(t *testing.T) {
 	r := newRecorder(t, Options{})
 	inner := newXorCodec()
-	dc := r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{r.tel.WrapCodec(StageEncryption, inner)})
+	dc := r.dataConverter(stage(stageEncryption, inner))
 	sc := converter.ActivitySerializationContext{Namespace: "ns", WorkflowID: "wf", ActivityType: "Act"}
 
 	tr := r.tel.opts.TracerProvider.Tracer("test")
@@ -264,9 +272,7 @@ func TestSerializationContextForwarded(t *testing.T) {
 
 func TestCodecSpanIsChildOfContextSpan(t *testing.T) {
 	r := newRecorder(t, Options{})
-	dc := r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{
-		r.tel.WrapCodec(StageEncryption, newXorCodec()), r.tel.WrapCodec(StageCompression, newXorCodec()),
-	})
+	dc := r.dataConverter(stage(stageCompression, newXorCodec()), stage(stageEncryption, newXorCodec()))
 	ctx, parent := r.tel.opts.TracerProvider.Tracer("test").Start(context.Background(), "RunActivity:Act")
 	p, err := dc.(workflow.ContextAware).WithContext(ctx).ToPayload("x")
 	if err != nil {
@@ -298,32 +304,35 @@ func TestCodecSpanIsChildOfContextSpan(t *testing.T) {
 	}
 }
 
-func TestMeasuringSkipsOffloadAndTelemetry(t *testing.T) {
+func TestProbeLearnsSizeFromTheRealEncode(t *testing.T) {
 	r := newRecorder(t, Options{})
-	off := newXorCodec()
-	comp := newXorCodec()
-	dc := r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{
-		r.tel.WrapCodec(StageOffload, off), r.tel.WrapCodec(StageCompression, comp),
+	comp, off := newXorCodec(), newXorCodec()
+	off.key = 0x11
+	dc := r.dataConverter(stage(stageCompression, comp), stage(stageOffload, off))
+	var sizes []int64
+	ctx := pipeline.WithProbe(context.Background(), func(size int64) error {
+		sizes = append(sizes, size)
+		return nil
 	})
-	size, ok := r.tel.measure(context.Background(), nil, nil, []any{"abc"})
-	if !ok {
-		t.Fatal("measure failed")
-	}
-	if off.log.encodes() != 0 {
-		t.Error("measuring ran the offload stage")
-	}
-	if comp.log.encodes() != 1 {
-		t.Errorf("compression ran %d times, want 1", comp.log.encodes())
-	}
-	if n := len(r.ended("")); n != 0 {
-		t.Errorf("measuring recorded %d spans", n)
-	}
-	want, err := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), comp).ToPayloads("abc")
+	got, err := dc.(workflow.ContextAware).WithContext(ctx).ToPayloads("abc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if size != int64(proto.Size(want)) {
-		t.Errorf("measured %d, want %d", size, proto.Size(want))
+	// One encode per stage, every stage (offload included), and the size of what was produced.
+	if comp.log.encodes() != 1 || off.log.encodes() != 1 {
+		t.Errorf("stage encodes: compression %d, offload %d; want 1 and 1", comp.log.encodes(), off.log.encodes())
 	}
-	_ = dc
+	if len(sizes) != 1 || sizes[0] != int64(proto.Size(got)) {
+		t.Errorf("probe saw %v, want [%d] (the Payloads produced)", sizes, proto.Size(got))
+	}
+	// A probe reports once.
+	if _, err := dc.(workflow.ContextAware).WithContext(ctx).ToPayloads("again"); err != nil || len(sizes) != 1 {
+		t.Errorf("second encode under the same probe: %v, sizes %v", err, sizes)
+	}
+	// A probe's error replaces the payloads.
+	refuse := errors.New("too big")
+	ctx = pipeline.WithProbe(context.Background(), func(int64) error { return refuse })
+	if ps, err := dc.(workflow.ContextAware).WithContext(ctx).ToPayloads("abc"); !errors.Is(err, refuse) || ps != nil {
+		t.Errorf("ToPayloads = %v, %v; want nil and the probe's error", ps, err)
+	}
 }

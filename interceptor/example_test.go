@@ -24,8 +24,8 @@ func ExampleFormatSpanTree() {
 		return s
 	}
 	run := stub(1, 0, "RunWorkflow:Greet", 0, 3*time.Millisecond)
-	run.Attributes = append(run.Attributes, interceptor.AttrInputBytes.Int64(1234))
 	start := stub(2, 1, "StartActivity:Shout", time.Millisecond, time.Millisecond)
+	start.Attributes = append(start.Attributes, interceptor.AttrInputBytes.Int64(1234))
 	enc := stub(3, 2, "payloadkit.compression.encode", time.Millisecond, 120*time.Microsecond)
 	enc.Attributes = append(enc.Attributes, interceptor.AttrBytesIn.Int64(65536), interceptor.AttrBytesOut.Int64(2048))
 	act := stub(4, 2, "RunActivity:Shout", 1500*time.Microsecond, 400*time.Microsecond)
@@ -33,8 +33,8 @@ func ExampleFormatSpanTree() {
 	spans := tracetest.SpanStubs{act, enc, start, run}.Snapshots()
 	fmt.Print(interceptor.FormatSpanTree(spans))
 	// Output:
-	// RunWorkflow:Greet 3ms input=1.2KiB
-	// └─ StartActivity:Shout 1ms
+	// RunWorkflow:Greet 3ms
+	// └─ StartActivity:Shout 1ms input=1.2KiB
 	//    ├─ payloadkit.compression.encode 120µs 64.0KiB -> 2.0KiB
 	//    └─ RunActivity:Shout 400µs
 }

@@ -2,16 +2,13 @@ package interceptor
 
 import (
 	"context"
-	"encoding/json"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/converter"
 )
-
-// sdkTracingHeaderKey is the Temporal header field in which the SDK tracing interceptors carry
-// the caller's span (their default HeaderKey).
-const sdkTracingHeaderKey = "_tracer-data"
 
 // maxTracingHeaderSize bounds the header payload parsed by headerSpanContext: a W3C traceparent
 // and tracestate fit in far less.
@@ -21,18 +18,23 @@ const maxTracingHeaderSize = 8 << 10
 // header (the caller's span), or an invalid span context when there is none or it is malformed.
 // A workflow's start header carries the span of the client that started it, which becomes the
 // parent of the codec spans made before the workflow's own span exists (decoding its input).
-func headerSpanContext(header map[string]*commonpb.Payload) trace.SpanContext {
-	p := header[sdkTracingHeaderKey]
+//
+// The header field is the one the SDK tracer reports (TracerOptions.HeaderKey of the tracer
+// built by New), read the way the SDK writes it: a map decoded by the SDK's default data
+// converter, holding fields of opentelemetry.DefaultTextMapPropagator.
+func (t *Telemetry) headerSpanContext(header map[string]*commonpb.Payload) trace.SpanContext {
+	return headerSpanContext(header, t.headerKey)
+}
+
+func headerSpanContext(header map[string]*commonpb.Payload, key string) trace.SpanContext {
+	p := header[key]
 	if p == nil || len(p.GetData()) == 0 || len(p.GetData()) > maxTracingHeaderSize {
 		return trace.SpanContext{}
 	}
-	if enc := string(p.GetMetadata()["encoding"]); enc != "json/plain" {
-		return trace.SpanContext{}
-	}
 	var carrier map[string]string
-	if err := json.Unmarshal(p.GetData(), &carrier); err != nil {
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &carrier); err != nil {
 		return trace.SpanContext{}
 	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(carrier))
+	ctx := opentelemetry.DefaultTextMapPropagator.Extract(context.Background(), propagation.MapCarrier(carrier))
 	return trace.SpanContextFromContext(ctx)
 }

@@ -15,6 +15,8 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/payloadkit/payloadkit/internal/pipeline"
 )
 
 // recorder bundles a Telemetry with an in-memory span recorder and a manual metric reader.
@@ -35,6 +37,22 @@ func newRecorder(t *testing.T, opts Options) *recorder {
 	}
 	r.tel = tel
 	return r
+}
+
+// stage is a pipeline stage for the tests.
+func stage(name string, c converter.PayloadCodec) pipeline.Stage {
+	return pipeline.Stage{Name: name, Codec: c}
+}
+
+// dataConverter returns the DataConverter of a pipeline of stages (in encode order) observed by
+// the recorder's Telemetry, as the Kit builds it.
+func (r *recorder) dataConverter(stages ...pipeline.Stage) converter.DataConverter {
+	return pipeline.New(pipeline.Options{Stages: stages, Observer: r.tel}).DataConverter()
+}
+
+// codec returns the observed codec of one stage, bound to no context.
+func (r *recorder) codec(name string, c converter.PayloadCodec) converter.PayloadCodec {
+	return pipeline.New(pipeline.Options{Stages: []pipeline.Stage{stage(name, c)}, Observer: r.tel}).Codecs()[0]
 }
 
 func (r *recorder) ended(name string) []sdktrace.ReadOnlySpan {

@@ -88,11 +88,11 @@ func greetHistory(t *testing.T, dc converter.DataConverter, name string) *histor
 func TestReplayRecordsNothing(t *testing.T) {
 	r := newRecorder(t, Options{WarnSize: 1})
 	inner := newXorCodec()
-	dc := r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{r.tel.WrapCodec(StageCompression, inner)})
+	dc := r.dataConverter(stage(stageCompression, inner))
 	history := greetHistory(t, dc, "replayed")
 	// Building the history encoded through the traced codec; start from a clean slate.
 	r = newRecorder(t, Options{WarnSize: 1})
-	dc = r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{r.tel.WrapCodec(StageCompression, inner)})
+	dc = r.dataConverter(stage(stageCompression, inner))
 
 	replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
 		DataConverter: dc,

@@ -1,11 +1,9 @@
 package interceptor
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -14,17 +12,18 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/opentelemetry"
-	"go.temporal.io/sdk/converter"
 	sdkinterceptor "go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/payloadkit/payloadkit/internal/pipeline"
 )
 
 // ErrPayloadTooLarge is returned (wrapped) when a workflow or activity input or result is
-// larger than Options.LimitSize while the offload stage is off. In workflows and activities it
-// arrives as the cause of a non-retryable temporal.ApplicationError of type
-// PayloadTooLargeErrorType.
+// larger than Options.LimitSize while the size limit is on (the Kit turns it off when an
+// offload stage is configured). In workflows and activities it arrives as the cause of a
+// non-retryable temporal.ApplicationError of type PayloadTooLargeErrorType.
 var ErrPayloadTooLarge = errors.New("payloadkit: payload too large")
 
 // PayloadTooLargeErrorType is the temporal.ApplicationError type of size-limit failures raised
@@ -40,25 +39,24 @@ const (
 	StageInterceptor = "interceptor"
 )
 
-// sizeInterceptor measures the encoded size of workflow and activity inputs and results.
+// sizeInterceptor records the encoded size of workflow and activity inputs and results.
 //
-// Measuring costs one extra encode of the values with the measuring DataConverter (see
-// Telemetry.SetDataConverter): the payload converter and every codec stage but offload run a
-// second time, without telemetry. It happens only when the current span is recording, the
-// payloadkit.payload.size histogram is enabled, or the size-limit check is on (offload off);
-// otherwise the interceptor only forwards calls. In a replaying workflow nothing is recorded,
-// but the limit check still runs so that replays take the same path as the original run.
+// Sizes come from the real encode: the interceptor hands the Kit's DataConverter a probe
+// (pipeline.Probe) with the context it passes on, or, for results, which the SDK encodes after
+// every interceptor has returned, registers one for the context's cancellation scope. The
+// DataConverter tells the probe the size of the Payloads it produced, and returns the probe's
+// ErrPayloadTooLarge error instead of payloads over the limit, before anything reaches the
+// server. No value is encoded a second time. With a DataConverter that is not a Kit's, nothing
+// is measured. In a replaying workflow nothing is recorded, but the limit check still runs so
+// that replays take the same path as the original run.
 type sizeInterceptor struct {
 	sdkinterceptor.InterceptorBase
 	t *Telemetry
-	// namespace of the client, when known: client-side measuring then encodes with the same
-	// serialization context as the real encode, so encryption reuses the same cached data key.
-	namespace string
 }
 
 // InterceptClient implements interceptor.ClientInterceptor.
 func (s *sizeInterceptor) InterceptClient(next sdkinterceptor.ClientOutboundInterceptor) sdkinterceptor.ClientOutboundInterceptor {
-	return &sizeClientOutbound{ClientOutboundInterceptorBase: sdkinterceptor.ClientOutboundInterceptorBase{Next: next}, t: s.t, namespace: s.namespace}
+	return &sizeClientOutbound{ClientOutboundInterceptorBase: sdkinterceptor.ClientOutboundInterceptorBase{Next: next}, t: s.t}
 }
 
 // InterceptWorkflow implements interceptor.WorkerInterceptor.
@@ -93,78 +91,85 @@ func (w *sizeWorkflowInit) Init(outbound sdkinterceptor.WorkflowOutboundIntercep
 	return w.Next.Init(&sizeWorkflowOutbound{WorkflowOutboundInterceptorBase: sdkinterceptor.WorkflowOutboundInterceptorBase{Next: outbound}, t: w.t})
 }
 
+// measurement is one input or result being measured: what its probe records and how it fails.
+type measurement struct {
+	t         *Telemetry
+	ctx       context.Context  // metrics context; nil means context.Background()
+	wctx      workflow.Context // the workflow measured in, or nil: nothing is recorded while it replays
+	span      trace.Span       // the span to annotate, or nil
+	asEvent   bool             // record the size as an EventPayloadSize event of span
+	kind      string
+	typ       string
+	direction string
+	// application wraps the limit error in a non-retryable temporal.ApplicationError, as
+	// workflows and activities need to fail without retrying.
+	application bool
+	// refused is the error the probe returned, if any.
+	refused error
+}
+
+// probe is the measurement's pipeline.Probe.
+func (m *measurement) probe(size int64) error {
+	if m.wctx == nil || !workflow.IsReplaying(m.wctx) {
+		ctx := m.ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		m.t.observeOn(ctx, m.span, m.kind, m.typ, m.direction, size, m.asEvent)
+	}
+	if m.t.opts.DisableSizeLimit || size <= int64(m.t.opts.LimitSize) {
+		return nil
+	}
+	err := m.t.tooLarge(m.kind, m.typ, m.direction, size)
+	if m.application {
+		err = applicationError(err)
+	}
+	m.refused = err
+	return err
+}
+
 // --- client ---
 
 type sizeClientOutbound struct {
 	sdkinterceptor.ClientOutboundInterceptorBase
-	t         *Telemetry
-	namespace string
+	t *Telemetry
 }
 
+// ExecuteWorkflow measures the workflow's input: the SDK encodes it with the DataConverter bound
+// to the context passed on (WithContext), before the start request is sent.
 func (c *sizeClientOutbound) ExecuteWorkflow(ctx context.Context, in *sdkinterceptor.ClientExecuteWorkflowInput) (client.WorkflowRun, error) {
-	t := c.t
-	span := trace.SpanFromContext(ctx)
-	record := t.recording(ctx, span)
-	limit := t.limitOn()
-	if record || limit {
-		// Without a known namespace no serialization context is applied (the encryption stage
-		// then uses a data key of its own for the measurement).
-		var sc converter.SerializationContext
-		if c.namespace != "" {
-			wc := converter.WorkflowSerializationContext{Namespace: c.namespace}
-			if in.Options != nil {
-				wc.WorkflowID = in.Options.ID
-			}
-			sc = wc
-		}
-		if size, ok := t.measure(ctx, nil, sc, in.Args); ok {
-			if record {
-				t.observe(ctx, span, KindWorkflow, in.WorkflowType, DirectionInput, size)
-			}
-			if limit && size > int64(t.opts.LimitSize) {
-				return nil, t.tooLarge(KindWorkflow, in.WorkflowType, DirectionInput, size)
-			}
-		}
-	}
-	return c.Next.ExecuteWorkflow(ctx, in)
+	m := &measurement{t: c.t, ctx: ctx, span: trace.SpanFromContext(ctx),
+		kind: KindWorkflow, typ: in.WorkflowType, direction: DirectionInput}
+	return c.Next.ExecuteWorkflow(pipeline.WithProbe(ctx, m.probe), in)
 }
 
 // --- workflow ---
+
+// runSpanKey marks the workflow context passed on by sizeWorkflowInbound with the span ID of
+// the workflow's own span (the SDK tracing interceptor's RunWorkflow span).
+type runSpanKey struct{}
 
 type sizeWorkflowInbound struct {
 	sdkinterceptor.WorkflowInboundInterceptorBase
 	t *Telemetry
 }
 
+// ExecuteWorkflow measures the workflow's result. The SDK encodes it after the interceptors
+// return, with the DataConverter bound to the workflow's root context: the probe is registered
+// for that context's cancellation scope.
 func (w *sizeWorkflowInbound) ExecuteWorkflow(ctx workflow.Context, in *sdkinterceptor.ExecuteWorkflowInput) (any, error) {
-	t := w.t
-	info := workflow.GetInfo(ctx)
-	typ := info.WorkflowType.Name
-	span, _ := opentelemetry.SpanFromWorkflowContext(ctx)
-	sc := converter.WorkflowSerializationContext{Namespace: info.Namespace, WorkflowID: info.WorkflowExecution.ID}
-
-	if !workflow.IsReplaying(ctx) && t.recording(context.Background(), span) {
-		if size, ok := t.measure(nil, ctx, sc, in.Args); ok {
-			t.observe(context.Background(), span, KindWorkflow, typ, DirectionInput, size)
-		}
+	if span, ok := opentelemetry.SpanFromWorkflowContext(ctx); ok && span.SpanContext().IsValid() {
+		ctx = workflow.WithValue(ctx, runSpanKey{}, span.SpanContext().SpanID())
 	}
-
 	ret, err := w.Next.ExecuteWorkflow(ctx, in)
 	if err != nil || ret == nil {
 		return ret, err
 	}
-	record := !workflow.IsReplaying(ctx) && t.recording(context.Background(), span)
-	limit := t.limitOn()
-	if record || limit {
-		if size, ok := t.measure(nil, ctx, sc, []any{ret}); ok {
-			if record {
-				t.observe(context.Background(), span, KindWorkflow, typ, DirectionResult, size)
-			}
-			if limit && size > int64(t.opts.LimitSize) {
-				return nil, applicationError(t.tooLarge(KindWorkflow, typ, DirectionResult, size))
-			}
-		}
-	}
+	// The workflow's span ends when this returns, before the SDK encodes the result: the size
+	// goes to the metric and the warning log only.
+	m := &measurement{t: w.t, wctx: ctx, kind: KindWorkflow, typ: workflow.GetInfo(ctx).WorkflowType.Name,
+		direction: DirectionResult, application: true}
+	pipeline.ExpectWorkflowResult(ctx, m.probe)
 	return ret, nil
 }
 
@@ -173,34 +178,31 @@ type sizeWorkflowOutbound struct {
 	t *Telemetry
 }
 
-func (o *sizeWorkflowOutbound) ExecuteActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
-	t := o.t
+// ExecuteActivity measures the activity's input, which the SDK encodes with the DataConverter
+// bound to the workflow context passed on (WithWorkflowContext). The SDK panics when that
+// encode fails; an input over the limit is recovered here and returned as the future's error,
+// before any command is made.
+func (o *sizeWorkflowOutbound) ExecuteActivity(ctx workflow.Context, activityType string, args ...any) (f workflow.Future) {
 	span, _ := opentelemetry.SpanFromWorkflowContext(ctx)
-	record := !workflow.IsReplaying(ctx) && t.recording(context.Background(), span)
-	limit := t.limitOn()
-	if record || limit {
-		info := workflow.GetInfo(ctx)
-		sc := converter.ActivitySerializationContext{
-			Namespace:    info.Namespace,
-			WorkflowID:   info.WorkflowExecution.ID,
-			WorkflowType: info.WorkflowType.Name,
-			ActivityType: activityType,
-			TaskQueue:    cmp.Or(workflow.GetActivityOptions(ctx).TaskQueue, info.TaskQueueName),
-		}
-		if size, ok := t.measure(nil, ctx, sc, args); ok {
-			if record {
-				// Depending on interceptor order the span here is the activity's StartActivity span
-				// or the workflow's own RunWorkflow span; the latter keeps the workflow's size.
-				t.observeOn(context.Background(), span, KindActivity, activityType, DirectionInput, size, isWorkflowSpan(span))
-			}
-			if limit && size > int64(t.opts.LimitSize) {
-				f, set := workflow.NewFuture(ctx)
-				set.SetError(applicationError(t.tooLarge(KindActivity, activityType, DirectionInput, size)))
-				return f
-			}
-		}
+	m := &measurement{t: o.t, wctx: ctx, span: span, kind: KindActivity, typ: activityType,
+		direction: DirectionInput, application: true}
+	// Depending on interceptor order the span here is the activity's StartActivity span or the
+	// workflow's own RunWorkflow span; the latter keeps the workflow's size attribute.
+	if id, ok := ctx.Value(runSpanKey{}).(trace.SpanID); ok && span != nil && span.SpanContext().SpanID() == id {
+		m.asEvent = true
 	}
-	return o.Next.ExecuteActivity(ctx, activityType, args...)
+	defer func() {
+		if r := recover(); r != nil {
+			if err, ok := r.(error); ok && m.refused != nil && err == m.refused {
+				future, settable := workflow.NewFuture(ctx)
+				settable.SetError(err)
+				f = future
+				return
+			}
+			panic(r)
+		}
+	}()
+	return o.Next.ExecuteActivity(pipeline.WithWorkflowProbe(ctx, m.probe), activityType, args...)
 }
 
 // --- activity ---
@@ -210,107 +212,37 @@ type sizeActivityInbound struct {
 	t *Telemetry
 }
 
+// ExecuteActivity measures the activity's result. The SDK encodes it after the interceptors
+// return, with the DataConverter bound to the activity's root context: the probe is registered
+// for that context's cancellation scope. A result that is already a *commonpb.Payloads is sent
+// as it is, and measured here.
 func (a *sizeActivityInbound) ExecuteActivity(ctx context.Context, in *sdkinterceptor.ExecuteActivityInput) (any, error) {
-	t := a.t
-	info := activity.GetInfo(ctx)
-	typ := info.ActivityType.Name
-	span := trace.SpanFromContext(ctx)
-	var wfType string
-	if info.WorkflowType != nil {
-		wfType = info.WorkflowType.Name
-	}
-	sc := converter.ActivitySerializationContext{
-		Namespace:    cmp.Or(info.WorkflowNamespace, info.Namespace),
-		WorkflowID:   info.WorkflowExecution.ID,
-		WorkflowType: wfType,
-		ActivityType: typ,
-		TaskQueue:    info.TaskQueue,
-		IsLocal:      info.IsLocalActivity,
-	}
-	// Local activity inputs are passed as values, never encoded.
-	if !info.IsLocalActivity && t.recording(ctx, span) {
-		if size, ok := t.measure(ctx, nil, sc, in.Args); ok {
-			t.observe(ctx, span, KindActivity, typ, DirectionInput, size)
-		}
-	}
-
 	ret, err := a.Next.ExecuteActivity(ctx, in)
 	if err != nil || ret == nil {
 		return ret, err
 	}
-	record := t.recording(ctx, span)
-	limit := t.limitOn()
-	if record || limit {
-		var size int64
-		var ok bool
-		if p, isPayloads := ret.(*commonpb.Payloads); isPayloads {
-			size, ok = int64(proto.Size(p)), true // returned as is by the SDK
-		} else {
-			size, ok = t.measure(ctx, nil, sc, []any{ret})
+	m := &measurement{t: a.t, ctx: ctx, kind: KindActivity, typ: activity.GetInfo(ctx).ActivityType.Name,
+		direction: DirectionResult, application: true}
+	if p, ok := ret.(*commonpb.Payloads); ok {
+		m.span = trace.SpanFromContext(ctx)
+		if err := m.probe(int64(proto.Size(p))); err != nil {
+			return nil, err
 		}
-		if ok {
-			if record {
-				t.observe(ctx, span, KindActivity, typ, DirectionResult, size)
-			}
-			if limit && size > int64(t.opts.LimitSize) {
-				return nil, applicationError(t.tooLarge(KindActivity, typ, DirectionResult, size))
-			}
-		}
+		return ret, nil
 	}
+	// The activity's span ends when this returns, before the SDK encodes the result: the size
+	// goes to the metric and the warning log only.
+	pipeline.ExpectResult(ctx, m.probe)
 	return ret, nil
 }
 
 // --- shared ---
 
-// recording reports whether measurements would be kept: span is recording or the size
-// histogram is enabled.
-func (t *Telemetry) recording(ctx context.Context, span trace.Span) bool {
-	return (span != nil && span.IsRecording()) || t.payloadSize.Enabled(ctx)
-}
-
-// limitOn reports whether the size-limit check is on: the offload stage is off.
-func (t *Telemetry) limitOn() bool { return !t.offloadEnabled.Load() }
-
-// measure returns the encoded size of values (the proto size of the Payloads message the
-// measuring DataConverter makes of them). Exactly one of ctx (client, activity) and wctx
-// (workflow) is set. ok is false when the values cannot be encoded: the real encode that
-// follows reports that error.
-func (t *Telemetry) measure(ctx context.Context, wctx workflow.Context, sc converter.SerializationContext, values []any) (size int64, ok bool) {
-	var dc converter.DataConverter
-	if p := t.measureDC.Load(); p != nil {
-		dc = *p
-	} else {
-		dc = converter.GetDefaultDataConverter()
-	}
-	if sc != nil {
-		dc = converter.WithDataConverterSerializationContext(dc, sc)
-	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if wctx != nil {
-		dc = workflow.DataConverterWithoutDeadlockDetection(dc).(workflow.ContextAware).WithWorkflowContext(wctx)
-	}
-	if ca, isCA := dc.(workflow.ContextAware); isCA {
-		dc = ca.WithContext(context.WithValue(ctx, measuringKey{}, true))
-	}
-	payloads, err := dc.ToPayloads(values...)
-	if err != nil {
-		return 0, false
-	}
-	return int64(proto.Size(payloads)), true
-}
-
-// observe records one measured size: a span attribute, a payloadkit.payload.size point, and a
-// span event and a warning when size crosses WarnSize.
-func (t *Telemetry) observe(ctx context.Context, span trace.Span, kind, typ, direction string, size int64) {
-	t.observeOn(ctx, span, kind, typ, direction, size, false)
-}
-
-// observeOn is observe; with asEvent the size goes into a span event (EventPayloadSize) instead
-// of the span's own size attribute: used when the span is not the measured call's own (an
-// activity input measured inside the workflow's span), so that the workflow's attribute keeps
-// the workflow's size.
+// observeOn records one measured size: a span attribute (or, with asEvent, an EventPayloadSize
+// span event: used when the span is not the measured call's own, such as an activity input
+// measured inside the workflow's span, so that the workflow's attribute keeps the workflow's
+// size), a payloadkit.payload.size point, and a span event and a warning when size crosses
+// WarnSize. span may be nil.
 func (t *Telemetry) observeOn(ctx context.Context, span trace.Span, kind, typ, direction string, size int64, asEvent bool) {
 	if span != nil && span.IsRecording() && asEvent {
 		span.AddEvent(EventPayloadSize, trace.WithAttributes(
@@ -359,10 +291,4 @@ func (t *Telemetry) tooLarge(kind, typ, direction string, size int64) error {
 // across the wire: retrying cannot make the same value smaller.
 func applicationError(err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), PayloadTooLargeErrorType, err)
-}
-
-// isWorkflowSpan reports whether span is the SDK tracing interceptor's RunWorkflow span.
-func isWorkflowSpan(span trace.Span) bool {
-	named, ok := span.(interface{ Name() string })
-	return ok && strings.HasPrefix(named.Name(), "RunWorkflow:")
 }

@@ -15,9 +15,9 @@ import (
 // payloadkit sizes recorded on it (codec bytes in -> out, input and result sizes). Children
 // follow their parent ordered by start time; spans whose parent is not in spans are roots.
 //
-//	StartWorkflow:Greet 2ms
+//	StartWorkflow:Greet 2ms input=1.2KiB
 //	├─ payloadkit.compression.encode 120µs 64.0KiB -> 1.2KiB
-//	└─ RunWorkflow:Greet 1ms input=1.2KiB
+//	└─ RunWorkflow:Greet 1ms
 func FormatSpanTree(spans []sdktrace.ReadOnlySpan) string {
 	ids := make(map[trace.SpanID]bool, len(spans))
 	for _, s := range spans {

@@ -4,18 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
+	"sync"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/contrib/opentelemetry"
-	"go.temporal.io/sdk/converter"
 	sdkinterceptor "go.temporal.io/sdk/interceptor"
-
-	"github.com/payloadkit/payloadkit/codec"
-	"github.com/payloadkit/payloadkit/offload"
 )
 
 // ScopeName is the OpenTelemetry instrumentation scope name of payloadkit: the name of its
@@ -33,16 +29,8 @@ const (
 	// Temporal server starts warning).
 	DefaultWarnSize = 512 << 10
 	// DefaultLimitSize is the encoded size, in bytes, above which an input or result fails
-	// early when the offload stage is off (2 MiB, the Temporal server's default blob limit).
+	// early unless Options.DisableSizeLimit (2 MiB, the Temporal server's default blob limit).
 	DefaultLimitSize = 2 * 1024 * 1024
-)
-
-// Stage names understood by the traced codecs. A codec wrapped as StageOffload is skipped when
-// payload sizes are measured, so measuring never writes to the offload store.
-const (
-	StageCompression = "compression"
-	StageEncryption  = "encryption"
-	StageOffload     = "offload"
 )
 
 // Metric names.
@@ -73,7 +61,8 @@ const (
 const EventLargePayload = "payloadkit.payload.large"
 
 // EventPayloadSize is the span event recording the size of an activity input measured inside
-// the calling workflow's span (attributes kind, type, direction, bytes).
+// the calling workflow's own span, when the activity's StartActivity span is not the current
+// one (attributes kind, type, direction, bytes).
 const EventPayloadSize = "payloadkit.payload.size"
 
 // Options configure telemetry. A nil *Options and the zero value record with the OpenTelemetry
@@ -95,22 +84,26 @@ type Options struct {
 	// DisablePayloadSize leaves out the payload-size interceptors: no input/result sizes, no
 	// large-payload warnings and no early size-limit errors.
 	DisablePayloadSize bool
+	// DisableSizeLimit turns off the early size-limit errors only: sizes and warnings are still
+	// recorded. The Kit sets it when an offload stage is configured, since offloading keeps
+	// large payloads out of Temporal history.
+	DisableSizeLimit bool
 
 	// WarnSize is the encoded size, in bytes, of a workflow or activity input or result above
 	// which a span event and a log line are recorded. Defaults to DefaultWarnSize.
 	// Negative values are rejected.
 	WarnSize int
 	// LimitSize is the encoded size, in bytes, above which an input or result fails early with
-	// ErrPayloadTooLarge when the offload stage is off. Defaults to DefaultLimitSize.
-	// Negative values are rejected.
+	// ErrPayloadTooLarge (unless DisableSizeLimit), checked on the real encode, before the
+	// payload reaches the server. Defaults to DefaultLimitSize. Negative values are rejected.
 	LimitSize int
 
 	// Logger receives the large-payload warnings (never payload contents). Defaults to slog.Default().
 	Logger *slog.Logger
 }
 
-// Telemetry is the instrumentation built from Options: traced codecs, a context-aware
-// DataConverter, interceptors and recorders for key and offload events. It is safe for
+// Telemetry is the instrumentation built from Options: the observer of the Kit's codec stages
+// (ObserveCodec), interceptors, and recorders for key and offload events. It is safe for
 // concurrent use.
 type Telemetry struct {
 	opts   Options
@@ -125,9 +118,9 @@ type Telemetry struct {
 	offloadBytes   metric.Int64Counter
 
 	sdkTracing sdkinterceptor.Interceptor // nil when DisableSDKTracing
+	headerKey  string                     // Temporal header field of the SDK tracer's spans
 
-	offloadEnabled atomic.Bool
-	measureDC      atomic.Pointer[converter.DataConverter]
+	stageAttrs sync.Map // stage name -> *stageAttrs
 }
 
 // New builds Telemetry from opts (nil means defaults). It returns an error for invalid options.
@@ -186,13 +179,15 @@ func New(opts *Options) (*Telemetry, error) {
 		metric.WithDescription("Bytes written to or read from the offload store.")); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", MetricOffloadBytes, err)
 	}
+	sdkTracer, err := opentelemetry.NewTracer(opentelemetry.TracerOptions{
+		Tracer: o.TracerProvider.Tracer(SDKTracerName),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the SDK tracer: %w", err)
+	}
+	t.headerKey = sdkTracer.Options().HeaderKey
 	if !o.DisableSDKTracing {
-		t.sdkTracing, err = opentelemetry.NewTracingInterceptor(opentelemetry.TracerOptions{
-			Tracer: o.TracerProvider.Tracer(SDKTracerName),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("building the SDK tracing interceptor: %w", err)
-		}
+		t.sdkTracing = sdkinterceptor.NewTracingInterceptor(sdkTracer)
 	}
 	return t, nil
 }
@@ -200,25 +195,21 @@ func New(opts *Options) (*Telemetry, error) {
 // Options returns the options in effect, defaults applied.
 func (t *Telemetry) Options() Options { return t.opts }
 
-// SetOffloadEnabled tells telemetry whether the offload stage is configured. While it is off
-// (the default), inputs and results larger than Options.LimitSize fail early with
-// ErrPayloadTooLarge. Call it before the interceptors are in use.
-func (t *Telemetry) SetOffloadEnabled(enabled bool) { t.offloadEnabled.Store(enabled) }
-
-// SetDataConverter sets the DataConverter the payload-size interceptors measure with. It
-// defaults to the last converter returned by DataConverter. When dc was built by
-// Telemetry.DataConverter, measuring records no codec telemetry and skips the offload stage;
-// other stages (compression, encryption) run a second time.
-func (t *Telemetry) SetDataConverter(dc converter.DataConverter) {
-	if dc == nil {
-		t.measureDC.Store(nil)
-		return
-	}
-	t.measureDC.Store(&dc)
+// KeyEvent reports one key-provider call or one data-key cache lookup to RecordKeyEvent.
+type KeyEvent struct {
+	// Kind is "kms" for a key-provider call, "cache" for a data-key cache lookup.
+	Kind string
+	// Operation is "GenerateDataKey" or "Decrypt".
+	Operation string
+	// Hit reports a cache hit (Kind "cache").
+	Hit bool
+	// Err is the call's error, if any (Kind "kms").
+	Err error
 }
 
-// KeyEvent records a key-provider call or a data-key cache lookup (codec.EncryptionOptions.OnKeyEvent).
-func (t *Telemetry) KeyEvent(e codec.KeyEvent) {
+// RecordKeyEvent records a key-provider call (payloadkit.kms.requests) or a data-key cache
+// lookup (payloadkit.kms.cache). The Kit calls it from the encryption stage's key events.
+func (t *Telemetry) RecordKeyEvent(e KeyEvent) {
 	ctx := context.Background()
 	switch e.Kind {
 	case "kms":
@@ -234,9 +225,20 @@ func (t *Telemetry) KeyEvent(e codec.KeyEvent) {
 	}
 }
 
-// ObjectEvent records an offload store operation (offload.Options.OnObject). Failed operations
-// count as objects with outcome "error" and add no bytes.
-func (t *Telemetry) ObjectEvent(e offload.ObjectEvent) {
+// ObjectEvent reports one offload store operation to RecordObjectEvent.
+type ObjectEvent struct {
+	// Operation is "put", "get" or "deduplicated" (a put skipped because the object existed).
+	Operation string
+	// Bytes is the object size.
+	Bytes int64
+	// Err is the operation's error, if any.
+	Err error
+}
+
+// RecordObjectEvent records an offload store operation (payloadkit.offload.objects and
+// payloadkit.offload.bytes). Failed operations count as objects with outcome "error" and add no
+// bytes. The Kit calls it from the offload stage's object events.
+func (t *Telemetry) RecordObjectEvent(e ObjectEvent) {
 	ctx := context.Background()
 	attrs := metric.WithAttributes(attribute.String("operation", e.Operation), attribute.String("outcome", outcome(e.Err)))
 	t.offloadObjects.Add(ctx, 1, attrs)
@@ -249,19 +251,12 @@ func (t *Telemetry) ObjectEvent(e offload.ObjectEvent) {
 // Temporal SDK's tracing interceptor (unless Options.DisableSDKTracing), then the payload-size
 // interceptor (unless Options.DisablePayloadSize).
 func (t *Telemetry) ClientInterceptors() []sdkinterceptor.ClientInterceptor {
-	return t.ClientInterceptorsFor("")
-}
-
-// ClientInterceptorsFor is ClientInterceptors for a client of namespace: the payload-size
-// interceptor then measures workflow inputs with that namespace's serialization context, as the
-// real encode does.
-func (t *Telemetry) ClientInterceptorsFor(namespace string) []sdkinterceptor.ClientInterceptor {
 	var out []sdkinterceptor.ClientInterceptor
 	if t.sdkTracing != nil {
 		out = append(out, t.sdkTracing)
 	}
 	if !t.opts.DisablePayloadSize {
-		out = append(out, &sizeInterceptor{t: t, namespace: namespace})
+		out = append(out, &sizeInterceptor{t: t})
 	}
 	return out
 }
@@ -270,7 +265,7 @@ func (t *Telemetry) ClientInterceptorsFor(namespace string) []sdkinterceptor.Cli
 // Options.DisablePayloadSize, the payload-size interceptors surround the Temporal SDK's tracing
 // interceptor (unless Options.DisableSDKTracing) so that they run inside its spans both ways:
 // the first measures activity inputs in workflows (outbound calls nest in reverse list order),
-// the last measures workflow and activity inputs and results.
+// the last workflow and activity results.
 func (t *Telemetry) WorkerInterceptors() []sdkinterceptor.WorkerInterceptor {
 	var out []sdkinterceptor.WorkerInterceptor
 	if !t.opts.DisablePayloadSize {

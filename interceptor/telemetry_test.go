@@ -13,10 +13,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	sdkinterceptor "go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/payloadkit/payloadkit/codec"
-	"github.com/payloadkit/payloadkit/offload"
+	"github.com/payloadkit/payloadkit/internal/pipeline"
 )
 
 func TestNewDefaultsAndValidation(t *testing.T) {
@@ -58,15 +58,15 @@ func TestNewDefaultsAndValidation(t *testing.T) {
 
 func TestKeyAndObjectEvents(t *testing.T) {
 	r := newRecorder(t, Options{})
-	r.tel.KeyEvent(codec.KeyEvent{Kind: "kms", Operation: "GenerateDataKey"})
-	r.tel.KeyEvent(codec.KeyEvent{Kind: "kms", Operation: "Decrypt", Err: errors.New("denied")})
-	r.tel.KeyEvent(codec.KeyEvent{Kind: "cache", Operation: "Decrypt", Hit: true})
-	r.tel.KeyEvent(codec.KeyEvent{Kind: "cache", Operation: "Decrypt", Hit: true})
-	r.tel.KeyEvent(codec.KeyEvent{Kind: "cache", Operation: "Decrypt"})
-	r.tel.ObjectEvent(offload.ObjectEvent{Operation: "put", Key: "k1", Bytes: 1000})
-	r.tel.ObjectEvent(offload.ObjectEvent{Operation: "deduplicated", Key: "k1", Bytes: 1000})
-	r.tel.ObjectEvent(offload.ObjectEvent{Operation: "get", Key: "k1", Bytes: 1000})
-	r.tel.ObjectEvent(offload.ObjectEvent{Operation: "get", Key: "k2", Err: errors.New("missing")})
+	r.tel.RecordKeyEvent(KeyEvent{Kind: "kms", Operation: "GenerateDataKey"})
+	r.tel.RecordKeyEvent(KeyEvent{Kind: "kms", Operation: "Decrypt", Err: errors.New("denied")})
+	r.tel.RecordKeyEvent(KeyEvent{Kind: "cache", Operation: "Decrypt", Hit: true})
+	r.tel.RecordKeyEvent(KeyEvent{Kind: "cache", Operation: "Decrypt", Hit: true})
+	r.tel.RecordKeyEvent(KeyEvent{Kind: "cache", Operation: "Decrypt"})
+	r.tel.RecordObjectEvent(ObjectEvent{Operation: "put", Bytes: 1000})
+	r.tel.RecordObjectEvent(ObjectEvent{Operation: "deduplicated", Bytes: 1000})
+	r.tel.RecordObjectEvent(ObjectEvent{Operation: "get", Bytes: 1000})
+	r.tel.RecordObjectEvent(ObjectEvent{Operation: "get", Err: errors.New("missing")})
 
 	m := r.metrics(t)
 	checks := []struct {
@@ -92,13 +92,21 @@ func TestKeyAndObjectEvents(t *testing.T) {
 	}
 }
 
-// fakeClientOutbound records whether ExecuteWorkflow reached it.
+// fakeClientOutbound stands for the SDK's client: it encodes the workflow's input with the
+// DataConverter bound to the context it receives and the workflow's serialization context, as
+// the SDK does, and counts the start requests that would reach the server.
 type fakeClientOutbound struct {
 	sdkinterceptor.ClientOutboundInterceptorBase
+	dc    converter.DataConverter
 	calls int
 }
 
-func (f *fakeClientOutbound) ExecuteWorkflow(context.Context, *sdkinterceptor.ClientExecuteWorkflowInput) (client.WorkflowRun, error) {
+func (f *fakeClientOutbound) ExecuteWorkflow(ctx context.Context, in *sdkinterceptor.ClientExecuteWorkflowInput) (client.WorkflowRun, error) {
+	dc := converter.WithDataConverterSerializationContext(f.dc.(workflow.ContextAware).WithContext(ctx),
+		converter.WorkflowSerializationContext{Namespace: "default", WorkflowID: in.Options.ID})
+	if _, err := dc.ToPayloads(in.Args...); err != nil {
+		return nil, err
+	}
 	f.calls++
 	return nil, nil
 }
@@ -107,12 +115,12 @@ func TestClientExecuteWorkflowSize(t *testing.T) {
 	var logs bytes.Buffer
 	r := newRecorder(t, Options{WarnSize: 200, LimitSize: 1000, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	inner := newXorCodec()
-	dc := r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{r.tel.WrapCodec(StageCompression, inner)})
-	next := &fakeClientOutbound{}
+	dc := r.dataConverter(stage(stageCompression, inner))
+	next := &fakeClientOutbound{dc: dc}
 	out := (&sizeInterceptor{t: r.tel}).InterceptClient(next)
 
 	tr := r.tel.opts.TracerProvider.Tracer("test")
-	run := func(arg string) error {
+	run := func(out sdkinterceptor.ClientOutboundInterceptor, arg string) error {
 		ctx, span := tr.Start(context.Background(), "StartWorkflow:Greet")
 		defer span.End()
 		_, err := out.ExecuteWorkflow(ctx, &sdkinterceptor.ClientExecuteWorkflowInput{
@@ -122,10 +130,14 @@ func TestClientExecuteWorkflowSize(t *testing.T) {
 	}
 
 	small := strings.Repeat("a", 20)
-	if err := run(small); err != nil {
+	if err := run(out, small); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := dc.ToPayloads(small)
+	// One encode per start: the size comes from it.
+	if n := inner.log.encodes(); n != 1 {
+		t.Errorf("%d encodes for one start, want 1", n)
+	}
+	want, _ := dc.ToPayloads(small) // the test's own encode, to compare
 	spans := r.ended("StartWorkflow:Greet")
 	if got, _ := spanAttr(spans[0], "payloadkit.input.bytes"); got != strconv.Itoa(proto.Size(want)) {
 		t.Errorf("input.bytes %s, want %d", got, proto.Size(want))
@@ -135,7 +147,7 @@ func TestClientExecuteWorkflowSize(t *testing.T) {
 	}
 
 	medium := strings.Repeat("b", 300)
-	if err := run(medium); err != nil {
+	if err := run(out, medium); err != nil {
 		t.Fatal(err)
 	}
 	spans = r.ended("StartWorkflow:Greet")
@@ -147,17 +159,26 @@ func TestClientExecuteWorkflowSize(t *testing.T) {
 	}
 
 	big := strings.Repeat("c", 2000)
-	err := run(big)
+	err := run(out, big)
 	if !errors.Is(err, ErrPayloadTooLarge) || !strings.Contains(err.Error(), `"Greet"`) || !strings.Contains(err.Error(), "offload") {
 		t.Fatalf("error %v: want ErrPayloadTooLarge naming Greet and suggesting offload", err)
 	}
 	if next.calls != 2 {
-		t.Errorf("next called %d times, want 2 (not for the too-large input)", next.calls)
+		t.Errorf("start requests %d, want 2 (not for the too-large input)", next.calls)
 	}
 
-	r.tel.SetOffloadEnabled(true)
-	if err := run(big); err != nil {
-		t.Errorf("with offload on: %v", err)
+	// With the size limit off (the Kit turns it off when an offload stage is configured), the
+	// same input passes and is still measured.
+	noLimit, err := New(&Options{WarnSize: 200, LimitSize: 1000, DisableSizeLimit: true,
+		TracerProvider: r.tel.opts.TracerProvider, MeterProvider: r.tel.opts.MeterProvider, Logger: r.tel.logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run((&sizeInterceptor{t: noLimit}).InterceptClient(next), big); err != nil {
+		t.Errorf("with the limit off: %v", err)
+	}
+	if n := inner.log.encodes(); n != 5 {
+		t.Errorf("%d encodes for four starts and the test's own, want 5", n)
 	}
 
 	sizes := histInt(t, r.metrics(t)[MetricPayloadSize], map[string]string{"kind": "workflow", "type": "Greet", "direction": "input", "stage": "interceptor"})
@@ -169,16 +190,15 @@ func TestClientExecuteWorkflowSize(t *testing.T) {
 	}
 }
 
-func TestClientSizeOffWhenNothingRecords(t *testing.T) {
-	// No recording span, metrics off (noop provider), offload on: no measuring encode at all.
+func TestClientSizeNeverEncodes(t *testing.T) {
+	// The interceptor itself never encodes: with a next that does not encode, no codec runs.
 	tel, err := New(&Options{DisableSDKTracing: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tel.SetOffloadEnabled(true)
 	inner := newXorCodec()
-	tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{tel.WrapCodec(StageCompression, inner)})
-	next := &fakeClientOutbound{}
+	pipeline.New(pipeline.Options{Stages: []pipeline.Stage{stage(stageCompression, inner)}, Observer: tel})
+	next := &countingClientOutbound{}
 	out := tel.ClientInterceptors()[0].InterceptClient(next)
 	if _, err := out.ExecuteWorkflow(context.Background(), &sdkinterceptor.ClientExecuteWorkflowInput{
 		Options: &client.StartWorkflowOptions{ID: "x"}, WorkflowType: "W", Args: []any{"v"},
@@ -186,6 +206,17 @@ func TestClientSizeOffWhenNothingRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	if next.calls != 1 || inner.log.encodes() != 0 {
-		t.Errorf("next calls %d, measuring encodes %d; want 1 and 0", next.calls, inner.log.encodes())
+		t.Errorf("next calls %d, encodes %d; want 1 and 0", next.calls, inner.log.encodes())
 	}
+}
+
+// countingClientOutbound counts ExecuteWorkflow calls and encodes nothing.
+type countingClientOutbound struct {
+	sdkinterceptor.ClientOutboundInterceptorBase
+	calls int
+}
+
+func (f *countingClientOutbound) ExecuteWorkflow(context.Context, *sdkinterceptor.ClientExecuteWorkflowInput) (client.WorkflowRun, error) {
+	f.calls++
+	return nil, nil
 }

@@ -28,11 +28,14 @@ func greetWorkflow(ctx workflow.Context, name string) (string, error) {
 	return out, err
 }
 
-type shoutActivity struct{ calls atomic.Int32 }
+type shoutActivity struct {
+	calls  atomic.Int32
+	repeat int // the result repeats the shout this many times (1 if 0)
+}
 
 func (a *shoutActivity) Shout(_ context.Context, s string) (string, error) {
 	a.calls.Add(1)
-	return strings.ToUpper(s) + "!", nil
+	return strings.Repeat(strings.ToUpper(s)+"!", max(a.repeat, 1)), nil
 }
 
 type workflowRun struct {
@@ -47,13 +50,15 @@ type workflowRun struct {
 
 func runGreet(t *testing.T, opts Options, name string) *workflowRun {
 	t.Helper()
-	w := &workflowRun{logs: &bytes.Buffer{}, act: &shoutActivity{}}
+	return runGreetWith(t, opts, &shoutActivity{}, name)
+}
+
+func runGreetWith(t *testing.T, opts Options, act *shoutActivity, name string) *workflowRun {
+	t.Helper()
+	w := &workflowRun{logs: &bytes.Buffer{}, act: act}
 	opts.Logger = slog.New(slog.NewTextHandler(w.logs, nil))
 	w.r = newRecorder(t, opts)
-	w.dc = w.r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{
-		w.r.tel.WrapCodec(StageEncryption, newXorCodec()),
-		w.r.tel.WrapCodec(StageCompression, newXorCodec()),
-	})
+	w.dc = w.r.dataConverter(stage(stageCompression, newXorCodec()), stage(stageEncryption, newXorCodec()))
 	var suite testsuite.WorkflowTestSuite
 	w.env = suite.NewTestWorkflowEnvironment()
 	w.env.SetDataConverter(w.dc)
@@ -135,21 +140,18 @@ func TestWorkflowSpanTreeAndSizes(t *testing.T) {
 		t.Errorf("%d codec spans under StartActivity, want 8\n%s", underStart, tree)
 	}
 
+	// Sizes are taken where values are encoded: the activity's input in the workflow, inside
+	// StartActivity. The workflow's and the activity's own spans end before the SDK encodes
+	// their results, and inputs are not measured again where they are decoded.
 	inSize, outSize := w.encodedSize(t, name), w.encodedSize(t, w.result)
-	checks := []struct {
-		span sdktrace.ReadOnlySpan
-		key  string
-		want int64
-	}{
-		{run, "payloadkit.input.bytes", inSize},
-		{run, "payloadkit.result.bytes", outSize},
-		{start, "payloadkit.input.bytes", inSize},
-		{runAct, "payloadkit.input.bytes", inSize},
-		{runAct, "payloadkit.result.bytes", outSize},
+	if got, _ := spanAttr(start, "payloadkit.input.bytes"); got != strconv.FormatInt(inSize, 10) {
+		t.Errorf("%s input.bytes = %q, want %d", start.Name(), got, inSize)
 	}
-	for _, c := range checks {
-		if got, _ := spanAttr(c.span, c.key); got != strconv.FormatInt(c.want, 10) {
-			t.Errorf("%s %s = %q, want %d", c.span.Name(), c.key, got, c.want)
+	for _, s := range []sdktrace.ReadOnlySpan{run, runAct} {
+		for _, key := range []string{"payloadkit.input.bytes", "payloadkit.result.bytes"} {
+			if got, ok := spanAttr(s, key); ok {
+				t.Errorf("%s has %s = %s, want none", s.Name(), key, got)
+			}
 		}
 	}
 
@@ -159,15 +161,18 @@ func TestWorkflowSpanTreeAndSizes(t *testing.T) {
 		count          uint64
 		want           int64
 	}{
-		{"workflow", "greetWorkflow", "input", 1, inSize},
 		{"workflow", "greetWorkflow", "result", 1, outSize},
-		{"activity", "Shout", "input", 2, 2 * inSize}, // measured by the workflow and by the activity
+		{"activity", "Shout", "input", 1, inSize},
 		{"activity", "Shout", "result", 1, outSize},
 	} {
 		dps := histInt(t, m[MetricPayloadSize], map[string]string{"kind": c.kind, "type": c.typ, "direction": c.dir, "stage": "interceptor"})
 		if len(dps) != 1 || dps[0].Count != c.count || dps[0].Sum != c.want {
 			t.Errorf("payload.size %s/%s/%s = %+v, want %d points summing %d", c.kind, c.typ, c.dir, dps, c.count, c.want)
 		}
+	}
+	// The test environment encodes the workflow's input without a client: nothing measures it.
+	if dps := histInt(t, m[MetricPayloadSize], map[string]string{"kind": "workflow", "direction": "input"}); len(dps) != 0 {
+		t.Errorf("workflow input measured without a client: %+v", dps)
 	}
 	if w.logs.Len() != 0 {
 		t.Errorf("unexpected logs: %s", w.logs)
@@ -222,21 +227,75 @@ func TestWorkflowActivityInputTooLarge(t *testing.T) {
 	}
 }
 
-func TestWorkflowOffloadDisablesLimit(t *testing.T) {
-	// The same input passes when the offload stage is on.
-	name := strings.Repeat("y", 3000)
-	w := &workflowRun{}
+func TestWorkflowActivityResultTooLarge(t *testing.T) {
+	w := runGreetWith(t, Options{LimitSize: 2000}, &shoutActivity{repeat: 1000}, "hey")
+	if w.err == nil {
+		t.Fatal("workflow succeeded with an activity result over the limit")
+	}
+	for _, want := range []string{`activity "Shout" result`, "over the limit of 2000 bytes"} {
+		if !strings.Contains(w.err.Error(), want) {
+			t.Errorf("error %q does not contain %q", w.err, want)
+		}
+	}
+	var appErr *temporal.ApplicationError
+	if !errors.As(w.err, &appErr) || appErr.Type() != PayloadTooLargeErrorType || !appErr.NonRetryable() {
+		t.Errorf("error %v: want a non-retryable ApplicationError of type %s", w.err, PayloadTooLargeErrorType)
+	}
+	if !errors.Is(w.err, ErrPayloadTooLarge) && !strings.Contains(w.err.Error(), ErrPayloadTooLarge.Error()) {
+		t.Errorf("error %v does not carry ErrPayloadTooLarge", w.err)
+	}
+	if n := w.act.calls.Load(); n != 1 {
+		t.Errorf("activity ran %d times, want 1 (the failure is not retryable)", n)
+	}
+}
+
+func greetTwiceWorkflow(ctx workflow.Context, name string) (string, error) {
+	out, err := greetWorkflow(ctx, name)
+	return strings.Repeat(out, 1000), err
+}
+
+func TestWorkflowResultTooLarge(t *testing.T) {
 	r := newRecorder(t, Options{LimitSize: 2000, Logger: slog.New(slog.DiscardHandler)})
-	r.tel.SetOffloadEnabled(true)
-	w.dc = r.tel.DataConverter(converter.GetDefaultDataConverter(), []converter.PayloadCodec{r.tel.WrapCodec(StageCompression, newXorCodec())})
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
-	env.SetDataConverter(w.dc)
+	env.SetDataConverter(r.dataConverter(stage(stageCompression, newXorCodec())))
+	env.SetWorkerOptions(worker.Options{Interceptors: r.tel.WorkerInterceptors()})
+	env.RegisterWorkflow(greetTwiceWorkflow)
+	env.RegisterActivityWithOptions((&shoutActivity{}).Shout, activity.RegisterOptions{Name: "Shout"})
+	env.ExecuteWorkflow(greetTwiceWorkflow, "hey")
+	err := env.GetWorkflowError()
+	if err == nil {
+		t.Fatal("workflow succeeded with a result over the limit")
+	}
+	if !strings.Contains(err.Error(), `workflow "greetTwiceWorkflow" result`) {
+		t.Errorf("error %q does not name the workflow's result", err)
+	}
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != PayloadTooLargeErrorType || !appErr.NonRetryable() {
+		t.Errorf("error %v: want a non-retryable ApplicationError of type %s", err, PayloadTooLargeErrorType)
+	}
+	dps := histInt(t, r.metrics(t)[MetricPayloadSize], map[string]string{"kind": "workflow", "direction": "result"})
+	if len(dps) != 1 || dps[0].Count != 1 || dps[0].Sum <= 2000 {
+		t.Errorf("workflow result size points %+v, want one over 2000 bytes", dps)
+	}
+}
+
+func TestWorkflowOffloadDisablesLimit(t *testing.T) {
+	// The same input passes when the size limit is off (the Kit turns it off with offload).
+	name := strings.Repeat("y", 3000)
+	r := newRecorder(t, Options{LimitSize: 2000, DisableSizeLimit: true, Logger: slog.New(slog.DiscardHandler)})
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetDataConverter(r.dataConverter(stage(stageCompression, newXorCodec())))
 	env.SetWorkerOptions(worker.Options{Interceptors: r.tel.WorkerInterceptors()})
 	env.RegisterWorkflow(greetWorkflow)
 	env.RegisterActivityWithOptions((&shoutActivity{}).Shout, activity.RegisterOptions{Name: "Shout"})
 	env.ExecuteWorkflow(greetWorkflow, name)
 	if err := env.GetWorkflowError(); err != nil {
-		t.Fatalf("with offload on: %v", err)
+		t.Fatalf("with the limit off: %v", err)
+	}
+	dps := histInt(t, r.metrics(t)[MetricPayloadSize], map[string]string{"kind": "activity", "direction": "input"})
+	if len(dps) != 1 || dps[0].Count != 1 || dps[0].Sum <= 2000 {
+		t.Errorf("activity input size points %+v, want one over 2000 bytes", dps)
 	}
 }
