@@ -22,7 +22,8 @@ type Options struct {
 	Offload *offload.Options
 
 	// Telemetry configures OpenTelemetry tracing and metrics. Defaults to on, with the
-	// OpenTelemetry global TracerProvider and MeterProvider.
+	// OpenTelemetry global TracerProvider and MeterProvider. With an Offload stage the Kit
+	// sets DisableSizeLimit on its own copy: large payloads leave history instead of failing.
 	Telemetry *interceptor.Options
 
 	// Failures configures the FailureConverter. Defaults to encoding failure messages and
