@@ -164,6 +164,10 @@ func New(ctx context.Context, opts Options) (kit *Kit, err error) {
 		ClientInterceptors: k.ClientInterceptors(),
 		WorkerInterceptors: k.workerOnlyInterceptors(),
 		ConfigureClient: func(_ context.Context, o client.PluginConfigureClientOptions) error {
+			// Bind the converters to the client's namespace (see DataConverterFor).
+			ns := clientNamespace(*o.ClientOptions)
+			o.ClientOptions.DataConverter = k.DataConverterFor(ns)
+			o.ClientOptions.FailureConverter = k.FailureConverterFor(ns)
 			if k.extStore != nil {
 				o.ClientOptions.ExternalStorage = *k.extStore
 			}
@@ -194,6 +198,39 @@ func (k *Kit) DataConverter() converter.DataConverter { return k.dc }
 // FailureConverter returns the Kit's FailureConverter, built on the Kit's DataConverter.
 func (k *Kit) FailureConverter() converter.FailureConverter { return k.fc }
 
+// DataConverterFor returns the Kit's DataConverter bound to namespace: conversions the SDK makes
+// without a serialization context of its own (memos, query failures, some failure paths) are
+// bound to namespace, so every envelope and claim the Kit writes carries a namespace and passes
+// strict decoding. Where the SDK gives a serialization context with a namespace, that context
+// applies instead; one without a namespace keeps namespace.
+// ClientOptions and Plugin use it with the client's namespace.
+func (k *Kit) DataConverterFor(namespace string) converter.DataConverter {
+	return k.pipeline.DataConverterFor(namespace)
+}
+
+// FailureConverterFor returns the Kit's FailureConverter bound to namespace, as DataConverterFor
+// does for the DataConverter. The SDK encodes workflow task failures with the worker's failure
+// converter and no serialization context: this binding gives those failures their namespace.
+func (k *Kit) FailureConverterFor(namespace string) converter.FailureConverter {
+	return bindFailureConverter(k.fc, namespace)
+}
+
+// bindFailureConverter binds fc to namespace when it accepts a serialization context.
+func bindFailureConverter(fc converter.FailureConverter, namespace string) converter.FailureConverter {
+	if fcs, ok := fc.(converter.FailureConverterWithSerializationContext); ok {
+		return fcs.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: namespace})
+	}
+	return fc
+}
+
+// clientNamespace is the namespace a client built from o uses.
+func clientNamespace(o client.Options) string {
+	if o.Namespace != "" {
+		return o.Namespace
+	}
+	return client.DefaultNamespace
+}
+
 // ClientInterceptors returns the interceptors to set on client.Options.Interceptors.
 func (k *Kit) ClientInterceptors() []sdkinterceptor.ClientInterceptor {
 	return k.telemetry.ClientInterceptors()
@@ -209,10 +246,12 @@ func (k *Kit) WorkerInterceptors() []sdkinterceptor.WorkerInterceptor {
 func (k *Kit) Plugin() *temporal.SimplePlugin { return k.plugin }
 
 // ClientOptions returns base with the DataConverter, FailureConverter and client interceptors set
-// (the interceptors are appended to those already in base).
+// (the interceptors are appended to those already in base). The converters are bound to the
+// client's namespace (see DataConverterFor); the workers of the client use them too.
 func (k *Kit) ClientOptions(base client.Options) client.Options {
-	base.DataConverter = k.dc
-	base.FailureConverter = k.fc
+	ns := clientNamespace(base)
+	base.DataConverter = k.DataConverterFor(ns)
+	base.FailureConverter = k.FailureConverterFor(ns)
 	base.Interceptors = append(append([]sdkinterceptor.ClientInterceptor(nil), base.Interceptors...), k.ClientInterceptors()...)
 	if k.extStore != nil {
 		base.ExternalStorage = *k.extStore

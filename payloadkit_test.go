@@ -226,8 +226,25 @@ func TestClientAndWorkerOptions(t *testing.T) {
 	kit := newKit(t, payloadkit.Options{Encryption: &codec.EncryptionOptions{Keys: keyring(t)}})
 	mine := &struct{ interceptorBase }{}
 	co := kit.ClientOptions(client.Options{HostPort: "127.0.0.1:7233", Interceptors: []interceptorClient{mine}})
-	if co.HostPort != "127.0.0.1:7233" || co.DataConverter != kit.DataConverter() || co.FailureConverter != kit.FailureConverter() {
+	if co.HostPort != "127.0.0.1:7233" || co.DataConverter == nil || co.FailureConverter == nil {
 		t.Fatal("ClientOptions did not keep base fields or set the converters")
+	}
+	// The converters are bound to the client's namespace where the SDK gives no context.
+	for ns, opts := range map[string]client.Options{"default": {}, "orders": {Namespace: "orders"}} {
+		co := kit.ClientOptions(opts)
+		p, err := co.DataConverter.ToPayload("x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := codec.ReadEnvelope(p)
+		if err != nil || env.Context[codec.ContextKeyNamespace] != ns {
+			t.Fatalf("client of namespace %q wrote context %v (%v)", ns, env.Context, err)
+		}
+		f := co.FailureConverter.ErrorToFailure(errors.New("boom"))
+		env, err = codec.ReadEnvelope(f.GetEncodedAttributes())
+		if err != nil || env.Context[codec.ContextKeyNamespace] != ns {
+			t.Fatalf("client of namespace %q wrote a failure with context %v (%v)", ns, env.Context, err)
+		}
 	}
 	if len(co.Interceptors) != 1+len(kit.ClientInterceptors()) || co.Interceptors[0] != mine {
 		t.Fatalf("ClientOptions interceptors = %d, want the base one first then the Kit's %d", len(co.Interceptors), len(kit.ClientInterceptors()))

@@ -34,8 +34,10 @@ type Kit struct {
 	spans    *tracetest.SpanRecorder
 	metrics  *sdkmetric.ManualReader
 	recorder *Recorder
-	dc       converter.DataConverter
+	dc       converter.DataConverter // bound to TestNamespace
 	fc       converter.FailureConverter
+	replayDC converter.DataConverter // unbound: replay decodes histories of any namespace
+	replayFC converter.FailureConverter
 }
 
 // KitOption changes how NewKit builds a Kit.
@@ -142,7 +144,10 @@ func NewKit(t testing.TB, opts ...KitOption) *Kit {
 		}
 	})
 	k.kit = kit
-	k.dc = k.recorder.WrapDataConverter(kit.DataConverter())
+	// Bound to the testsuite's namespace, as ClientOptions binds a client's converters to its
+	// namespace: paths on which the testsuite gives no serialization context still write
+	// envelopes and claims that strict decoding accepts.
+	k.dc = k.recorder.WrapDataConverter(kit.DataConverterFor(TestNamespace))
 	// The failure converter is the Kit's, built on the recording DataConverter so that failure
 	// attributes and details are recorded too.
 	fc, err := failureconv.New(k.dc, k.opts.Failures, k.opts.Encryption != nil)
@@ -150,6 +155,12 @@ func NewKit(t testing.TB, opts ...KitOption) *Kit {
 		t.Fatalf("workflowtest: building the failure converter: %v", err)
 	}
 	k.fc = k.recorder.WrapFailureConverter(fc)
+	k.replayDC = k.recorder.WrapDataConverter(kit.DataConverter())
+	rfc, err := failureconv.New(k.replayDC, k.opts.Failures, k.opts.Encryption != nil)
+	if err != nil {
+		t.Fatalf("workflowtest: building the failure converter: %v", err)
+	}
+	k.replayFC = k.recorder.WrapFailureConverter(rfc)
 	return k
 }
 

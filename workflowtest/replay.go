@@ -66,8 +66,8 @@ func (k *Kit) ReplayHistory(h *historypb.History, logger log.Logger, workflows .
 	if len(workflows) == 0 {
 		return errors.New("workflowtest: replay: no workflow given")
 	}
-	dc := &replayDataConverter{DataConverter: k.dc, firstErr: &firstError{}}
-	fc := &replayFailureConverter{FailureConverter: k.fc}
+	dc := &replayDataConverter{DataConverter: k.replayDC, firstErr: &firstError{}}
+	fc := &replayFailureConverter{FailureConverter: k.replayFC}
 	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
 		DataConverter:    dc,
 		FailureConverter: fc,

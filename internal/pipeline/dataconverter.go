@@ -16,10 +16,11 @@ import (
 type dataConverter struct {
 	converter.DataConverter // the codec data converter built from the fields below
 
-	p    *Pipeline
-	sc   converter.SerializationContext
-	ctx  context.Context
-	wctx workflow.Context
+	p         *Pipeline
+	defaultNS string // namespace of serialization contexts that name none; "" for none
+	sc        converter.SerializationContext
+	ctx       context.Context
+	wctx      workflow.Context
 }
 
 var (
@@ -79,7 +80,30 @@ func (d *dataConverter) WithWorkflowContext(ctx workflow.Context) converter.Data
 
 // WithSerializationContext implements converter.DataConverterWithSerializationContext.
 func (d *dataConverter) WithSerializationContext(sc converter.SerializationContext) converter.DataConverter {
-	return d.with(func(cp *dataConverter) { cp.sc = sc })
+	return d.with(func(cp *dataConverter) { cp.sc = withDefaultNamespace(sc, d.defaultNS) })
+}
+
+// withDefaultNamespace fills in ns as the namespace of a workflow or activity serialization
+// context that has none (the SDK's testsuite gives activities an empty namespace).
+func withDefaultNamespace(sc converter.SerializationContext, ns string) converter.SerializationContext {
+	if ns == "" {
+		return sc
+	}
+	switch v := sc.(type) {
+	case converter.WorkflowSerializationContext:
+		if v.Namespace == "" {
+			v.Namespace = ns
+			return v
+		}
+	case converter.ActivitySerializationContext:
+		if v.Namespace == "" {
+			v.Namespace = ns
+			return v
+		}
+	case nil:
+		return converter.WorkflowSerializationContext{Namespace: ns}
+	}
+	return sc
 }
 
 // ToPayloads implements converter.DataConverter. When the bound context carries a Probe (or one

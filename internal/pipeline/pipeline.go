@@ -74,6 +74,7 @@ type Pipeline struct {
 	parent   converter.DataConverter
 	stages   []Stage
 	observer Observer
+	remote   bool
 	dc       converter.DataConverter
 }
 
@@ -87,13 +88,26 @@ func New(opts Options) *Pipeline {
 	if p.parent == nil {
 		p.parent = converter.GetDefaultDataConverter()
 	}
-	d := &dataConverter{p: p}
-	d.build()
-	p.dc = d
-	if opts.Remote {
-		p.dc = workflow.DataConverterWithoutDeadlockDetection(d)
-	}
+	p.remote = opts.Remote
+	p.dc = p.DataConverterFor("")
 	return p
+}
+
+// DataConverterFor returns the pipeline's DataConverter (see DataConverter) with namespace as
+// its default: it starts bound to a workflow serialization context of namespace, and a
+// workflow or activity serialization context given later without a namespace keeps it. A
+// serialization context with a namespace replaces it. An empty namespace gives the unbound
+// DataConverter.
+func (p *Pipeline) DataConverterFor(namespace string) converter.DataConverter {
+	d := &dataConverter{p: p, defaultNS: namespace}
+	if namespace != "" {
+		d.sc = converter.WorkflowSerializationContext{Namespace: namespace}
+	}
+	d.build()
+	if p.remote {
+		return workflow.DataConverterWithoutDeadlockDetection(d)
+	}
+	return d
 }
 
 // DataConverter returns the pipeline's DataConverter. It behaves like
