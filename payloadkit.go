@@ -223,6 +223,30 @@ func bindFailureConverter(fc converter.FailureConverter, namespace string) conve
 	return fc
 }
 
+// NamespacePluginName is the name of the plugin ClientOptions adds (see namespacePlugin).
+const NamespacePluginName = PluginName + ".namespace"
+
+// namespacePlugin returns a plugin that, when the client is created, binds the converters
+// ClientOptions set (dc and fc, still in place) to the namespace the client ends up with:
+// whoever builds the client may set Namespace after ClientOptions ran (a test server, a
+// configuration loader).
+func (k *Kit) namespacePlugin(dc converter.DataConverter, fc converter.FailureConverter) client.Plugin {
+	p, _ := temporal.NewSimplePlugin(temporal.SimplePluginOptions{
+		Name: NamespacePluginName,
+		ConfigureClient: func(_ context.Context, o client.PluginConfigureClientOptions) error {
+			ns := clientNamespace(*o.ClientOptions)
+			if o.ClientOptions.DataConverter == dc {
+				o.ClientOptions.DataConverter = k.DataConverterFor(ns)
+			}
+			if o.ClientOptions.FailureConverter == fc {
+				o.ClientOptions.FailureConverter = k.FailureConverterFor(ns)
+			}
+			return nil
+		},
+	})
+	return p
+}
+
 // clientNamespace is the namespace a client built from o uses.
 func clientNamespace(o client.Options) string {
 	if o.Namespace != "" {
@@ -250,8 +274,10 @@ func (k *Kit) Plugin() *temporal.SimplePlugin { return k.plugin }
 // client's namespace (see DataConverterFor); the workers of the client use them too.
 func (k *Kit) ClientOptions(base client.Options) client.Options {
 	ns := clientNamespace(base)
-	base.DataConverter = k.DataConverterFor(ns)
-	base.FailureConverter = k.FailureConverterFor(ns)
+	dc, fc := k.DataConverterFor(ns), k.FailureConverterFor(ns)
+	base.DataConverter = dc
+	base.FailureConverter = fc
+	base.Plugins = append(append([]client.Plugin(nil), base.Plugins...), k.namespacePlugin(dc, fc))
 	base.Interceptors = append(append([]sdkinterceptor.ClientInterceptor(nil), base.Interceptors...), k.ClientInterceptors()...)
 	if k.extStore != nil {
 		base.ExternalStorage = *k.extStore
