@@ -84,7 +84,9 @@ func (d *dataConverter) WithSerializationContext(sc converter.SerializationConte
 }
 
 // withDefaultNamespace fills in ns as the namespace of a workflow or activity serialization
-// context that has none (the SDK's testsuite gives activities an empty namespace).
+// context that has none (the SDK's testsuite gives activities an empty namespace), and puts a
+// workflow context of ns in place of a context that carries no namespace at all (Nexus
+// operations): the stages only read the namespace from it.
 func withDefaultNamespace(sc converter.SerializationContext, ns string) converter.SerializationContext {
 	if ns == "" {
 		return sc
@@ -93,17 +95,15 @@ func withDefaultNamespace(sc converter.SerializationContext, ns string) converte
 	case converter.WorkflowSerializationContext:
 		if v.Namespace == "" {
 			v.Namespace = ns
-			return v
 		}
+		return v
 	case converter.ActivitySerializationContext:
 		if v.Namespace == "" {
 			v.Namespace = ns
-			return v
 		}
-	case nil:
-		return converter.WorkflowSerializationContext{Namespace: ns}
+		return v
 	}
-	return sc
+	return converter.WorkflowSerializationContext{Namespace: ns}
 }
 
 // ToPayloads implements converter.DataConverter. When the bound context carries a Probe (or one

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -300,3 +301,66 @@ func TestExpectResultByCancellationScope(t *testing.T) {
 		t.Errorf("%d pending probes left", n)
 	}
 }
+
+// TestDataConverterForKeepsItsNamespace: a serialization context without a namespace (the
+// testsuite's activities, Nexus operations, none at all) keeps the default namespace; one with
+// a namespace replaces it.
+func TestDataConverterForKeepsItsNamespace(t *testing.T) {
+	var seen []string
+	stage := Stage{Name: "ns", Codec: nsRecorder{seen: &seen}}
+	p := New(Options{Stages: []Stage{stage}})
+	dc := p.DataConverterFor("orders")
+	for _, sc := range []converter.SerializationContext{
+		nil,
+		converter.ActivitySerializationContext{},
+		converter.WorkflowSerializationContext{WorkflowID: "wf"},
+		converter.NexusSerializationContext{Endpoint: "e"},
+		converter.WorkflowSerializationContext{Namespace: "billing"},
+	} {
+		d := dc
+		if sc != nil {
+			d = converter.WithDataConverterSerializationContext(dc, sc)
+		}
+		if _, err := d.ToPayload("x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"orders", "orders", "orders", "orders", "billing"}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("namespaces seen by the stage: %v, want %v", seen, want)
+	}
+	// Without a default the stage sees what the SDK gives.
+	seen = nil
+	if _, err := p.DataConverter().ToPayload("x"); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seen) != "[]" {
+		t.Fatalf("unbound: %v", seen)
+	}
+}
+
+// nsRecorder records the namespace it is bound to on each Encode.
+type nsRecorder struct {
+	seen *[]string
+	ns   *string
+}
+
+func (c nsRecorder) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
+	var ns string
+	switch v := sc.(type) {
+	case converter.WorkflowSerializationContext:
+		ns = v.Namespace
+	case converter.ActivitySerializationContext:
+		ns = v.Namespace
+	}
+	return nsRecorder{seen: c.seen, ns: &ns}
+}
+
+func (c nsRecorder) Encode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	if c.ns != nil {
+		*c.seen = append(*c.seen, *c.ns)
+	}
+	return ps, nil
+}
+
+func (c nsRecorder) Decode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) { return ps, nil }
