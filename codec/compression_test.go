@@ -471,11 +471,7 @@ func TestCompressionBombsAreRejected(t *testing.T) {
 			in := []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte(b.encoding)}, Data: b.data}}
 			_, _ = c.Decode(in) // warm up pools, so that only the decode itself is measured
 
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			out, err := c.Decode(in)
-			runtime.ReadMemStats(&after)
+			out, allocated, err := decodeAllocs(c, in)
 
 			require.Nil(t, out)
 			require.ErrorIs(t, err, codec.ErrDecodedTooLarge)
@@ -483,7 +479,6 @@ func TestCompressionBombsAreRejected(t *testing.T) {
 			require.Contains(t, err.Error(), "exceeds the limit")
 			require.Contains(t, err.Error(), fmt.Sprintf("limit %d bytes", bombLimit))
 			require.Contains(t, err.Error(), "encoding="+b.encoding)
-			allocated := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%s: %d compressed bytes, %d bytes allocated while rejecting", b.name, len(b.data), allocated)
 			require.Less(t, allocated, uint64(2*bombLimit), "decoding allocated more than twice the limit")
 		})
@@ -807,11 +802,7 @@ func TestCompressionBatchBudget(t *testing.T) {
 			c := newCodec(t, nil) // defaults: 64 MiB per payload, 128 MiB per Decode call
 			_, _ = c.Decode(batch[:1])
 
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			out, err := c.Decode(batch)
-			runtime.ReadMemStats(&after)
+			out, allocated, err := decodeAllocs(c, batch)
 
 			require.Nil(t, out)
 			require.ErrorIs(t, err, codec.ErrDecodeBudget)
@@ -819,7 +810,6 @@ func TestCompressionBatchBudget(t *testing.T) {
 			require.Contains(t, err.Error(), "MaxDecodedBatchSize")
 			require.Contains(t, err.Error(), fmt.Sprint(codec.DefaultMaxDecodedBatchFactor*codec.DefaultMaxDecodedSize))
 			require.Contains(t, err.Error(), "payload=2", "the third payload crosses the 128 MiB budget")
-			allocated := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%s: %d payloads in %d wire bytes would decode to %d MiB; %d MiB allocated before the budget refused the batch",
 				alg, n, wire, n*perPayload>>20, allocated>>20)
 			// Two payloads fit the budget: each is decoded into a pooled buffer, then unmarshalled
@@ -859,15 +849,21 @@ func TestCompressionZstdLargeDecodeAllocatesOnce(t *testing.T) {
 	enc, err := c.Encode([]*commonpb.Payload{p})
 	require.NoError(t, err)
 	_, _ = c.Decode(enc)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	out, err := c.Decode(enc)
-	runtime.ReadMemStats(&after)
+	out, allocated, err := decodeAllocs(c, enc)
 	require.NoError(t, err)
 	require.Len(t, out[0].Data, size)
-	allocated := after.TotalAlloc - before.TotalAlloc
 	t.Logf("decoding %d MiB from %d bytes allocated %d MiB", size>>20, len(enc[0].Data), allocated>>20)
 	// The decoded bytes once, and the unmarshalled payload's copy.
 	require.Less(t, allocated, uint64(3*size))
+}
+
+// decodeAllocs decodes payloads with c and returns what Decode returned and the bytes it
+// allocated (after a GC, so that only the decode itself is counted).
+func decodeAllocs(c converter.PayloadCodec, payloads []*commonpb.Payload) ([]*commonpb.Payload, uint64, error) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	out, err := c.Decode(payloads)
+	runtime.ReadMemStats(&after)
+	return out, after.TotalAlloc - before.TotalAlloc, err
 }
