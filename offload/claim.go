@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	commonpb "go.temporal.io/api/common/v1"
+
+	"github.com/payloadkit/payloadkit/offload/internal/objkey"
 )
 
 // Claim wire format.
@@ -41,9 +43,9 @@ const (
 	// maxClaimDataSize bounds the claim data read from history.
 	maxClaimDataSize = 1024
 	// maxKeySize bounds object keys (S3 allows 1024 bytes).
-	maxKeySize = 1024
+	maxKeySize = objkey.MaxKeySize
 	// maxStoreNameSize bounds store names.
-	maxStoreNameSize = 256
+	maxStoreNameSize = objkey.MaxStoreNameSize
 )
 
 // Claim is the content of a claim payload.

@@ -24,7 +24,7 @@ func newCodec(t *testing.T, opts *offload.Options) *offload.Codec {
 	if err != nil {
 		t.Fatalf("NewCodec: %v", err)
 	}
-	return c.(*offload.Codec)
+	return c
 }
 
 func TestCodecRoundTripBelowAndAboveThreshold(t *testing.T) {

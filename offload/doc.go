@@ -4,12 +4,19 @@
 //
 // # Stores
 //
-// NewS3Store writes to an S3 bucket through the narrow S3Client interface (*s3.Client implements
-// it): one PutObject up to the part size (16 MiB by default), a multipart upload with bounded
-// parallelism above it (aborted on failure), optional SSE-KMS, storage class and object tags.
 // NewFileStore writes atomically to a local directory shared by the workers of one machine;
-// NewMemoryStore keeps objects in memory for tests. Every store passes the conformance suite in
-// offload/storetest.
+// NewMemoryStore keeps objects in memory for tests. The S3 store lives in its own package,
+// offload/s3store, so that importing offload does not pull in the AWS SDK: s3store.New writes to
+// an S3 bucket through a narrow client interface (*s3.Client implements it), with multipart
+// uploads, optional SSE-KMS, storage class and object tags. Every store passes the conformance
+// suite in offload/storetest; a Store of your own can run it too.
+//
+// # Options
+//
+// Constructors take an options struct (Options, StorageDriverOptions, s3store.Options) whose
+// fields each say "Required." or "Defaults to …"; the zero value of a field means its default,
+// and the constructor rejects invalid values (such as negative sizes) with an error naming the
+// field, instead of clamping them.
 //
 // # Errors
 //
@@ -19,9 +26,10 @@
 //
 // # The codec (ModeCodec, the default)
 //
-// NewCodec returns a converter.PayloadCodec that runs last on the way out (after compression and
-// encryption, so the store only ever sees what Temporal would have seen). A payload whose
-// marshalled size is above Options.Threshold is marshalled deterministically and stored under
+// NewCodec returns a *Codec, a converter.PayloadCodec that runs last on the way out (after
+// compression and encryption, so the store only ever sees what Temporal would have seen). A
+// payload whose marshalled size is above Options.Threshold is marshalled deterministically and
+// stored under
 //
 //	<Prefix>/<namespace>/sha256/<hex SHA-256 of the stored bytes>
 //
@@ -34,8 +42,9 @@
 // checks the fetched object's size and SHA-256 before unmarshalling it.
 //
 // Store calls are bounded by Options.Timeout and run at most Options.Concurrency at a time per
-// batch. They run inside workflow task processing, so a Kit with a remote store (S3Store.Remote)
-// turns off the SDK's deadlock detector around the DataConverter.
+// batch. They run inside workflow task processing, so a Kit with a remote store (one whose Remote
+// method returns true, as s3store.Store's does) turns off the SDK's deadlock detector around the
+// DataConverter.
 //
 // The codec sees only payload bytes: it works everywhere a DataConverter does, including the
 // SDK's testsuite, clients, and a Codec Server (which can then show offloaded payloads in the Web
@@ -46,7 +55,7 @@
 // NewStorageDriver adapts a Store to the Temporal SDK's experimental converter.StorageDriver and
 // NewExternalStorage wraps it in a converter.ExternalStorage. Object keys follow the layout of the
 // Temporal SDKs' S3 storage drivers (see DriverKey) and claim data uses their field names (bucket,
-// key, hash_algorithm, hash_value, plus an optional size), so objects written through an S3Store
+// key, hash_algorithm, hash_value, plus an optional size), so objects written through an s3store.Store
 // are laid out like those of the SDK's own S3 driver. Each store call runs inside the SDK's
 // limiter permit, so ExternalStorage.Concurrency applies.
 //

@@ -9,14 +9,16 @@ import (
 	"go.temporal.io/sdk/converter"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/payloadkit/payloadkit/offload/internal/objkey"
 )
 
 // DriverType is the StorageDriver.Type of the driver returned by NewStorageDriver.
 const DriverType = "payloadkit.offload"
 
 // Claim data keys of the storage driver. They match those of the Temporal SDKs' S3 storage
-// drivers (bucket, key, hash_algorithm, hash_value), so that claims written by an S3Store-backed
-// driver can be read by those drivers and the other way round; size is added and optional.
+// drivers (bucket, key, hash_algorithm, hash_value), so that claims written by a driver over an
+// s3store.Store can be read by those drivers and the other way round; size is added and optional.
 const (
 	DriverClaimBucket        = "bucket"
 	DriverClaimKey           = "key"
@@ -40,42 +42,44 @@ type StorageDriver struct {
 
 var _ converter.StorageDriver = (*StorageDriver)(nil)
 
-// DriverOption configures NewStorageDriver.
-type DriverOption func(*StorageDriver)
-
-// WithDriverName sets the driver name recorded in history with every reference. Defaults to
-// DefaultDriverName. It must not change once used.
-func WithDriverName(name string) DriverOption { return func(d *StorageDriver) { d.name = name } }
-
-// WithDriverMaxPayloadSize bounds marshalled payloads and fetched objects, in bytes. Defaults to
-// DefaultMaxPayloadSize.
-func WithDriverMaxPayloadSize(n int64) DriverOption {
-	return func(d *StorageDriver) { d.maxPayloadSize = n }
+// StorageDriverOptions configure NewStorageDriver. A nil *StorageDriverOptions, and the zero
+// value of every field, mean the default.
+type StorageDriverOptions struct {
+	// Name is the driver name recorded in history with every reference. It must not change once
+	// used. Defaults to DefaultDriverName.
+	Name string
+	// MaxPayloadSize bounds, in bytes, the marshalled payloads stored and the objects fetched.
+	// Larger payloads fail with ErrTooLarge. Defaults to DefaultMaxPayloadSize; negative values
+	// are rejected.
+	MaxPayloadSize int64
+	// Timeout bounds each store call. Defaults to DefaultTimeout; negative values are rejected.
+	Timeout time.Duration
+	// OnObject, if set, is called after each store operation. It must be fast and safe for
+	// concurrent use.
+	OnObject func(ObjectEvent)
 }
 
-// WithDriverTimeout bounds each store call. Defaults to DefaultTimeout.
-func WithDriverTimeout(t time.Duration) DriverOption { return func(d *StorageDriver) { d.timeout = t } }
-
-// WithDriverOnObject sets a function called after each store operation.
-func WithDriverOnObject(fn func(ObjectEvent)) DriverOption {
-	return func(d *StorageDriver) { d.onObject = fn }
-}
-
-// NewStorageDriver returns a converter.StorageDriver storing payloads in store.
-func NewStorageDriver(store Store, opts ...DriverOption) (*StorageDriver, error) {
-	o := &Options{Store: store}
-	d := &StorageDriver{}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(d)
-		}
+// NewStorageDriver returns a converter.StorageDriver storing payloads in store, which is
+// required; opts may be nil.
+func NewStorageDriver(store Store, opts *StorageDriverOptions) (*StorageDriver, error) {
+	if opts == nil {
+		opts = &StorageDriverOptions{}
 	}
-	o.DriverName, o.MaxPayloadSize, o.Timeout, o.OnObject = d.name, d.maxPayloadSize, d.timeout, d.onObject
-	r, err := resolve(o)
+	r, err := resolve(&Options{
+		Store:          store,
+		DriverName:     opts.Name,
+		MaxPayloadSize: opts.MaxPayloadSize,
+		Timeout:        opts.Timeout,
+		OnObject:       opts.OnObject,
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &StorageDriver{store: r.store, name: r.driverName, maxPayloadSize: r.maxPayloadSize, timeout: r.timeout, onObject: r.onObject}, nil
+	return newStorageDriver(r), nil
+}
+
+func newStorageDriver(r resolved) *StorageDriver {
+	return &StorageDriver{store: r.store, name: r.driverName, maxPayloadSize: r.maxPayloadSize, timeout: r.timeout, onObject: r.onObject}
 }
 
 // Name returns the driver name.
@@ -174,7 +178,7 @@ func (d *StorageDriver) Retrieve(ctx converter.StorageDriverRetrieveContext, cla
 		fail := func(format string, args ...any) error {
 			return newError("get", storeName, key, ErrIntegrity, nil, "malformed storage claim: "+format, args...)
 		}
-		if err := validateKey(key); err != nil {
+		if err := objkey.Validate(key); err != nil {
 			return nil, fail("%v", err)
 		}
 		if algo := c.ClaimData[DriverClaimHashAlgorithm]; algo != "sha256" {

@@ -6,13 +6,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/payloadkit/payloadkit/offload"
-	"github.com/payloadkit/payloadkit/workflowtest"
 )
 
 // countingLimiter is a converter.StorageDriverLimiter counting permits and bounding them.
@@ -49,7 +49,7 @@ func (l *countingLimiter[T]) Permit(ctx context.Context, _ T, fn func() error) e
 func TestStorageDriverRoundTrip(t *testing.T) {
 	store := newCountingStore()
 	var ev events
-	d, err := offload.NewStorageDriver(store, offload.WithDriverName("pk"), offload.WithDriverOnObject(ev.record))
+	d, err := offload.NewStorageDriver(store, &offload.StorageDriverOptions{Name: "pk", OnObject: ev.record})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestDriverKeyLayout(t *testing.T) {
 
 func TestStorageDriverRetrieveChecks(t *testing.T) {
 	mem := offload.NewMemoryStore()
-	d, err := offload.NewStorageDriver(mem, offload.WithDriverMaxPayloadSize(10000))
+	d, err := offload.NewStorageDriver(mem, &offload.StorageDriverOptions{MaxPayloadSize: 10000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,41 +216,26 @@ func TestNewExternalStorage(t *testing.T) {
 	}
 }
 
-// On an S3 store the claims carry the bucket, as the SDK's S3 driver's claims do.
-func TestStorageDriverOnS3(t *testing.T) {
-	client, bucket := workflowtest.S3(t)
-	s, err := offload.NewS3Store(client, bucket)
+func TestNewStorageDriverOptions(t *testing.T) {
+	mem := offload.NewMemoryStore()
+	d, err := offload.NewStorageDriver(mem, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := offload.NewStorageDriver(s)
-	if err != nil {
-		t.Fatal(err)
+	if d.Name() != offload.DefaultDriverName {
+		t.Fatalf("nil options: name %q, want %q", d.Name(), offload.DefaultDriverName)
 	}
-	target := converter.StorageDriverWorkflowInfo{Namespace: "default", WorkflowType: "W", WorkflowID: "driver-test", RunID: "run"}
-	in := []*commonpb.Payload{bigPayload(1<<20, 6), bigPayload(1<<20, 7)}
-	claims, err := d.Store(converter.StorageDriverStoreContext{Context: context.Background(), Target: target}, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if claims[0].ClaimData[offload.DriverClaimBucket] != bucket {
-		t.Fatalf("claim bucket = %q, want %q", claims[0].ClaimData[offload.DriverClaimBucket], bucket)
-	}
-	out, err := d.Retrieve(converter.StorageDriverRetrieveContext{Context: context.Background()}, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range in {
-		if !proto.Equal(out[i], in[i]) {
-			t.Fatalf("payload %d did not round-trip through S3", i)
+	for name, tc := range map[string]struct {
+		store offload.Store
+		opts  *offload.StorageDriverOptions
+		want  string
+	}{
+		"no store":         {nil, nil, "Store is required"},
+		"negative max":     {mem, &offload.StorageDriverOptions{MaxPayloadSize: -1}, "MaxPayloadSize must not be negative"},
+		"negative timeout": {mem, &offload.StorageDriverOptions{Timeout: -time.Second}, "Timeout must not be negative"},
+	} {
+		if _, err := offload.NewStorageDriver(tc.store, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one containing %q", name, err, tc.want)
 		}
-	}
-	other := []converter.StorageDriverClaim{{ClaimData: map[string]string{}}}
-	for k, v := range claims[0].ClaimData {
-		other[0].ClaimData[k] = v
-	}
-	other[0].ClaimData[offload.DriverClaimBucket] = "another-bucket"
-	if _, err := d.Retrieve(converter.StorageDriverRetrieveContext{Context: context.Background()}, other); !errors.Is(err, offload.ErrStore) {
-		t.Fatalf("claim of another bucket: err = %v, want ErrStore", err)
 	}
 }

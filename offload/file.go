@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/payloadkit/payloadkit/offload/internal/objkey"
 )
 
 // FileStore is a Store in a local directory, safe for concurrent use by several workers on one
@@ -53,7 +55,7 @@ func (f *FileStore) Dir() string { return f.dir }
 // Path returns the file path of key, or an error for keys that are empty, absolute, longer than
 // 1024 bytes, or contain empty, "." or ".." segments.
 func (f *FileStore) Path(key string) (string, error) {
-	if err := validateKey(key); err != nil {
+	if err := objkey.Validate(key); err != nil {
 		return "", err
 	}
 	segs := strings.Split(key, "/")
@@ -191,25 +193,4 @@ func escapeFileSegment(s string) string {
 	return percentEncode(s, func(i int, c byte) bool {
 		return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || (c == '.' && i > 0)
 	})
-}
-
-// validateKey rejects keys that are empty, absolute, longer than maxKeySize, contain a NUL byte,
-// or have empty, "." or ".." segments.
-func validateKey(key string) error {
-	switch {
-	case key == "":
-		return errors.New("invalid key: empty")
-	case len(key) > maxKeySize:
-		return fmt.Errorf("invalid key: longer than %d bytes", maxKeySize)
-	case strings.HasPrefix(key, "/") || filepath.IsAbs(key):
-		return errors.New("invalid key: absolute")
-	case strings.IndexByte(key, 0) >= 0:
-		return errors.New("invalid key: NUL byte")
-	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return errors.New("invalid key: empty, \".\" or \"..\" segment")
-		}
-	}
-	return nil
 }

@@ -3,6 +3,8 @@ package offload
 import (
 	"context"
 	"sync"
+
+	"github.com/payloadkit/payloadkit/offload/internal/objkey"
 )
 
 // MemoryStore is a Store in process memory, for tests and examples. It copies bytes in and out.
@@ -30,7 +32,7 @@ func (m *MemoryStore) Put(ctx context.Context, key string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return contextError("put", m.Name(), key, err)
 	}
-	if err := validateKey(key); err != nil {
+	if err := objkey.Validate(key); err != nil {
 		return newError("put", m.Name(), key, ErrStore, err, "")
 	}
 	cp := append(make([]byte, 0, len(data)), data...)

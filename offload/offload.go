@@ -198,9 +198,9 @@ func validatePrefix(p string) error {
 	return nil
 }
 
-// NewCodec returns the claim-check codec for opts. The codec also implements
-// converter.PayloadCodecWithSerializationContext, so that object keys carry the namespace.
-func NewCodec(opts *Options) (converter.PayloadCodec, error) {
+// NewCodec returns the claim-check codec for opts. The codec implements converter.PayloadCodec
+// and converter.PayloadCodecWithSerializationContext, so that object keys carry the namespace.
+func NewCodec(opts *Options) (*Codec, error) {
 	r, err := resolve(opts)
 	if err != nil {
 		return nil, err
@@ -216,13 +216,7 @@ func NewExternalStorage(opts *Options) (converter.ExternalStorage, error) {
 	if err != nil {
 		return converter.ExternalStorage{}, err
 	}
-	d := &StorageDriver{
-		store:          r.store,
-		name:           r.driverName,
-		maxPayloadSize: r.maxPayloadSize,
-		timeout:        r.timeout,
-		onObject:       r.onObject,
-	}
+	d := newStorageDriver(r)
 	return converter.ExternalStorage{
 		Drivers:              []converter.StorageDriver{d},
 		PayloadSizeThreshold: r.threshold,

@@ -21,6 +21,7 @@ import (
 	"github.com/payloadkit/payloadkit/codec/awskms"
 	"github.com/payloadkit/payloadkit/codecserver"
 	"github.com/payloadkit/payloadkit/offload"
+	"github.com/payloadkit/payloadkit/offload/s3store"
 )
 
 // built is the handler and what must be closed on shutdown.
@@ -204,11 +205,7 @@ func buildKit(ctx context.Context, p Pipeline) (*payloadkit.Kit, error) {
 				}
 				so.UsePathStyle = o.S3PathStyle
 			})
-			var sopts []offload.S3Option
-			if o.S3StoreName != "" {
-				sopts = append(sopts, offload.WithStoreName(o.S3StoreName))
-			}
-			s, err := offload.NewS3Store(client, o.S3Bucket, sopts...)
+			s, err := s3store.New(client, o.S3Bucket, &s3store.Options{Name: o.S3StoreName})
 			if err != nil {
 				return nil, err
 			}

@@ -33,6 +33,7 @@ import (
 	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/codec/awskms"
 	"github.com/payloadkit/payloadkit/offload"
+	"github.com/payloadkit/payloadkit/offload/s3store"
 	"github.com/payloadkit/payloadkit/samples/internal/history"
 	"github.com/payloadkit/payloadkit/workflowtest"
 )
@@ -221,7 +222,7 @@ func TestOffloadLargeValueThroughS3(t *testing.T) {
 	for _, mode := range []offload.Mode{offload.ModeCodec, offload.ModeExternalStorage} {
 		t.Run(string(mode), func(t *testing.T) {
 			prefix := "e2e-offload-" + offloadRandomHex(t, 6)
-			store, err := offload.NewS3Store(s3c, bucket)
+			store, err := s3store.New(s3c, bucket, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -291,14 +292,14 @@ func TestOffloadLargeValueThroughS3(t *testing.T) {
 	}
 }
 
-// offloadRecordingStore is an S3Store that reports the errors of Exists and Put.
+// offloadRecordingStore is an s3store.Store that reports the errors of Exists and Put.
 type offloadRecordingStore struct {
-	*offload.S3Store
+	*s3store.Store
 	onError func(error)
 }
 
 func (s *offloadRecordingStore) Exists(ctx context.Context, key string) (bool, error) {
-	ok, err := s.S3Store.Exists(ctx, key)
+	ok, err := s.Store.Exists(ctx, key)
 	if err != nil {
 		s.onError(err)
 	}
@@ -306,7 +307,7 @@ func (s *offloadRecordingStore) Exists(ctx context.Context, key string) (bool, e
 }
 
 func (s *offloadRecordingStore) Put(ctx context.Context, key string, data []byte) error {
-	err := s.S3Store.Put(ctx, key, data)
+	err := s.Store.Put(ctx, key, data)
 	if err != nil {
 		s.onError(err)
 	}
@@ -318,7 +319,7 @@ func (s *offloadRecordingStore) Put(ctx context.Context, key string, data []byte
 // the workflow completes with the right result.
 func TestOffloadStoreOutageRetries(t *testing.T) {
 	m := workflowtest.StartMinIO(t)
-	store, err := offload.NewS3Store(m.Client(), m.Bucket())
+	store, err := s3store.New(m.Client(), m.Bucket(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +331,7 @@ func TestOffloadStoreOutageRetries(t *testing.T) {
 	)
 	failed := make(chan struct{})
 	var failedOnce sync.Once
-	recording := &offloadRecordingStore{S3Store: store, onError: func(err error) {
+	recording := &offloadRecordingStore{Store: store, onError: func(err error) {
 		mu.Lock()
 		storeErrors = append(storeErrors, err)
 		mu.Unlock()

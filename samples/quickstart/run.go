@@ -32,6 +32,7 @@ import (
 	"github.com/payloadkit/payloadkit/codec/awskms"
 	"github.com/payloadkit/payloadkit/interceptor"
 	"github.com/payloadkit/payloadkit/offload"
+	"github.com/payloadkit/payloadkit/offload/s3store"
 	"github.com/payloadkit/payloadkit/samples/internal/history"
 )
 
@@ -88,7 +89,7 @@ func configure(ctx context.Context, dir string) (setup, error) {
 				o.Region = "us-east-1"
 			}
 		})
-		store, err := offload.NewS3Store(client, bucket)
+		store, err := s3store.New(client, bucket, nil)
 		if err != nil {
 			return s, err
 		}

@@ -1,4 +1,4 @@
-package offload
+package s3store
 
 import (
 	"bytes"
@@ -17,11 +17,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/payloadkit/payloadkit/offload"
+	"github.com/payloadkit/payloadkit/offload/internal/objkey"
 )
 
-// S3Client is the part of *s3.Client the S3 store calls. *s3.Client implements it; tests may
-// pass a fake.
-type S3Client interface {
+// Client is the part of *s3.Client the store calls. *s3.Client implements it; tests may pass a
+// fake.
+type Client interface {
 	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
@@ -31,9 +34,9 @@ type S3Client interface {
 	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 }
 
-var _ S3Client = (*s3.Client)(nil)
+var _ Client = (*s3.Client)(nil)
 
-// S3 store defaults.
+// Defaults and limits of Options.
 const (
 	// DefaultPartSize is the size of multipart upload parts; objects of this size or less are
 	// written with one PutObject (16 MiB).
@@ -42,172 +45,166 @@ const (
 	MinPartSize = 5 << 20
 	// DefaultUploadConcurrency bounds the parts of one object uploaded in parallel.
 	DefaultUploadConcurrency = 4
-	// maxParts is the most parts S3 accepts in one multipart upload.
-	maxParts = 10000
 )
 
-// S3Option configures an S3Store.
-type S3Option func(*s3Config)
+const (
+	// maxParts is the most parts S3 accepts in one multipart upload.
+	maxParts = 10000
+	// abortTimeout bounds the AbortMultipartUpload call made after a failed multipart upload.
+	abortTimeout = 30 * time.Second
+)
 
-type s3Config struct {
+// Options configure a Store. A nil *Options, and the zero value of every field, mean the default.
+type Options struct {
+	// Name is the store name recorded in claims, at most 256 bytes. Defaults to "s3/<bucket>".
+	// Changing it makes existing claims unreadable by the codec.
+	Name string
+	// SSEKMS encrypts new objects at rest with AWS KMS (ServerSideEncryption aws:kms), under
+	// SSEKMSKeyID or, when that is empty, the bucket's AWS managed key. Defaults to false: the
+	// bucket's default encryption applies.
+	SSEKMS bool
+	// SSEKMSKeyID is the id, ARN or alias of the KMS key of SSEKMS. Defaults to the bucket's AWS
+	// managed key. Setting it without SSEKMS is rejected.
+	SSEKMSKeyID string
+	// StorageClass of new objects. Defaults to the bucket's default.
+	StorageClass types.StorageClass
+	// Tags are set on new objects (for example for lifecycle rules that expire offloaded
+	// payloads). The map is copied. Defaults to none.
+	Tags map[string]string
+	// PartSize is the multipart part size in bytes: objects larger than it are uploaded in
+	// parts. Defaults to DefaultPartSize; values below MinPartSize are rejected.
+	PartSize int64
+	// UploadConcurrency bounds the parts of one object uploaded in parallel. Defaults to
+	// DefaultUploadConcurrency; negative values are rejected.
+	UploadConcurrency int
+}
+
+// config is Options with defaults applied and values validated.
+type config struct {
 	name              string
-	kmsKeyID          string
+	sse               types.ServerSideEncryption
+	kmsKeyID          *string
 	storageClass      types.StorageClass
-	tags              map[string]string
+	tagging           *string
 	partSize          int64
 	uploadConcurrency int
-	abortTimeout      time.Duration
 }
 
-// WithSSEKMS encrypts objects at rest with the AWS KMS key keyID (ServerSideEncryption aws:kms
-// and SSEKMSKeyId). An empty keyID uses the bucket's AWS managed key.
-func WithSSEKMS(keyID string) S3Option {
-	return func(c *s3Config) {
-		c.kmsKeyID = keyID
-		if keyID == "" {
-			c.kmsKeyID = "-" // aws:kms without a key id
-		}
-	}
-}
-
-// WithStorageClass sets the storage class of new objects. Defaults to the bucket's default.
-func WithStorageClass(class types.StorageClass) S3Option {
-	return func(c *s3Config) { c.storageClass = class }
-}
-
-// WithTags sets object tags on new objects (for example for lifecycle rules that expire
-// offloaded payloads).
-func WithTags(tags map[string]string) S3Option {
-	return func(c *s3Config) {
-		c.tags = make(map[string]string, len(tags))
-		for k, v := range tags {
-			c.tags[k] = v
-		}
-	}
-}
-
-// WithPartSize sets the multipart part size in bytes: objects larger than it are uploaded in
-// parts. Defaults to DefaultPartSize; must be at least MinPartSize.
-func WithPartSize(n int64) S3Option {
-	return func(c *s3Config) { c.partSize = n }
-}
-
-// WithUploadConcurrency bounds the parts of one object uploaded in parallel. Defaults to
-// DefaultUploadConcurrency.
-func WithUploadConcurrency(n int) S3Option {
-	return func(c *s3Config) { c.uploadConcurrency = n }
-}
-
-// WithStoreName sets the store name recorded in claims. Defaults to "s3/<bucket>". Changing it
-// makes existing claims unreadable by the codec.
-func WithStoreName(name string) S3Option {
-	return func(c *s3Config) { c.name = name }
-}
-
-// S3Store is a Store in an S3 bucket (AWS S3 or a compatible service such as MinIO).
+// Store is an offload.Store in an S3 bucket (AWS S3 or a compatible service such as MinIO).
 // Objects above the part size are uploaded in parts with bounded concurrency; a failed multipart
 // upload is aborted. Failures that may succeed when retried (network errors, timeouts,
-// throttling, 5xx) match ErrRetryable. Exists uses HeadObject, which needs s3:ListBucket
+// throttling, 5xx) match offload.ErrRetryable. Exists uses HeadObject, which needs s3:ListBucket
 // permission to tell a missing object (404) from a forbidden one (403).
-type S3Store struct {
-	client S3Client
+type Store struct {
+	client Client
 	bucket string
-	cfg    s3Config
+	cfg    config
 }
 
 var (
-	_ Store         = (*S3Store)(nil)
-	_ BoundedGetter = (*S3Store)(nil)
+	_ offload.Store         = (*Store)(nil)
+	_ offload.BoundedGetter = (*Store)(nil)
 )
 
-// NewS3Store returns a store writing to bucket through client.
-func NewS3Store(client S3Client, bucket string, opts ...S3Option) (*S3Store, error) {
+// New returns a store writing to bucket through client. Client and bucket are required; opts
+// may be nil.
+func New(client Client, bucket string, opts *Options) (*Store, error) {
 	if client == nil {
-		return nil, errors.New("offload: S3 client is required")
+		return nil, errors.New("s3store: client is required")
 	}
 	if bucket == "" {
-		return nil, errors.New("offload: S3 bucket is required")
+		return nil, errors.New("s3store: bucket is required")
 	}
-	cfg := s3Config{partSize: DefaultPartSize, uploadConcurrency: DefaultUploadConcurrency, abortTimeout: 30 * time.Second}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
+	if opts == nil {
+		opts = &Options{}
 	}
-	if cfg.partSize < MinPartSize {
-		return nil, fmt.Errorf("offload: S3 part size must be at least %d bytes, got %d", MinPartSize, cfg.partSize)
+	cfg := config{
+		name:              opts.Name,
+		storageClass:      opts.StorageClass,
+		partSize:          opts.PartSize,
+		uploadConcurrency: opts.UploadConcurrency,
 	}
-	if cfg.uploadConcurrency < 1 {
-		return nil, fmt.Errorf("offload: S3 upload concurrency must be at least 1, got %d", cfg.uploadConcurrency)
+	switch {
+	case cfg.partSize < 0:
+		return nil, fmt.Errorf("s3store: PartSize must not be negative, got %d", cfg.partSize)
+	case cfg.partSize == 0:
+		cfg.partSize = DefaultPartSize
+	case cfg.partSize < MinPartSize:
+		return nil, fmt.Errorf("s3store: PartSize must be at least MinPartSize (%d bytes), got %d", MinPartSize, cfg.partSize)
+	}
+	switch {
+	case cfg.uploadConcurrency < 0:
+		return nil, fmt.Errorf("s3store: UploadConcurrency must not be negative, got %d", cfg.uploadConcurrency)
+	case cfg.uploadConcurrency == 0:
+		cfg.uploadConcurrency = DefaultUploadConcurrency
 	}
 	if cfg.name == "" {
 		cfg.name = "s3/" + bucket
 	}
-	if len(cfg.name) > maxStoreNameSize {
-		return nil, fmt.Errorf("offload: S3 store name is longer than %d bytes", maxStoreNameSize)
+	if len(cfg.name) > objkey.MaxStoreNameSize {
+		return nil, fmt.Errorf("s3store: Name is longer than %d bytes", objkey.MaxStoreNameSize)
 	}
-	return &S3Store{client: client, bucket: bucket, cfg: cfg}, nil
+	switch {
+	case opts.SSEKMS:
+		cfg.sse = types.ServerSideEncryptionAwsKms
+		if opts.SSEKMSKeyID != "" {
+			cfg.kmsKeyID = aws.String(opts.SSEKMSKeyID)
+		}
+	case opts.SSEKMSKeyID != "":
+		return nil, errors.New("s3store: SSEKMSKeyID is set but SSEKMS is false")
+	}
+	cfg.tagging = tagging(opts.Tags)
+	return &Store{client: client, bucket: bucket, cfg: cfg}, nil
 }
 
-// Name returns the store name ("s3/<bucket>" unless set with WithStoreName).
-func (s *S3Store) Name() string { return s.cfg.name }
-
-// Bucket returns the bucket name.
-func (s *S3Store) Bucket() string { return s.bucket }
-
-// Remote returns true: calls leave the process, so the Kit turns off the SDK's deadlock
-// detector around the DataConverter and relies on the per-call timeout.
-func (s *S3Store) Remote() bool { return true }
-
-// PartSize returns the multipart part size in bytes.
-func (s *S3Store) PartSize() int64 { return s.cfg.partSize }
-
-func (s *S3Store) tagging() *string {
-	if len(s.cfg.tags) == 0 {
+// tagging encodes tags as the Tagging header of PutObject and CreateMultipartUpload, sorted by key.
+func tagging(tags map[string]string) *string {
+	if len(tags) == 0 {
 		return nil
 	}
-	keys := make([]string, 0, len(s.cfg.tags))
-	for k := range s.cfg.tags {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	v := url.Values{}
 	for _, k := range keys {
-		v.Set(k, s.cfg.tags[k])
+		v.Set(k, tags[k])
 	}
 	return aws.String(v.Encode())
 }
 
-func (s *S3Store) sse() (types.ServerSideEncryption, *string) {
-	switch s.cfg.kmsKeyID {
-	case "":
-		return "", nil
-	case "-":
-		return types.ServerSideEncryptionAwsKms, nil
-	default:
-		return types.ServerSideEncryptionAwsKms, aws.String(s.cfg.kmsKeyID)
-	}
-}
+// Name returns the store name ("s3/<bucket>" unless Options.Name is set).
+func (s *Store) Name() string { return s.cfg.name }
+
+// Bucket returns the bucket name. The offload storage driver records it in its claims.
+func (s *Store) Bucket() string { return s.bucket }
+
+// Remote returns true: calls leave the process, so the Kit turns off the SDK's deadlock
+// detector around the DataConverter and relies on the per-call timeout.
+func (s *Store) Remote() bool { return true }
+
+// PartSize returns the multipart part size in bytes.
+func (s *Store) PartSize() int64 { return s.cfg.partSize }
 
 // Put writes data under key: one PutObject up to the part size, a multipart upload above it.
-func (s *S3Store) Put(ctx context.Context, key string, data []byte) error {
-	if err := validateKey(key); err != nil {
-		return newError("put", s.Name(), key, ErrStore, err, "")
+func (s *Store) Put(ctx context.Context, key string, data []byte) error {
+	if err := objkey.Validate(key); err != nil {
+		return s.newError("put", key, offload.ErrStore, err, "")
 	}
 	if int64(len(data)) > s.cfg.partSize {
 		return s.putMultipart(ctx, key, data)
 	}
-	sse, kmsKey := s.sse()
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:               aws.String(s.bucket),
 		Key:                  aws.String(key),
 		Body:                 bytes.NewReader(data),
 		ContentLength:        aws.Int64(int64(len(data))),
 		ContentType:          aws.String("application/octet-stream"),
-		ServerSideEncryption: sse,
-		SSEKMSKeyId:          kmsKey,
+		ServerSideEncryption: s.cfg.sse,
+		SSEKMSKeyId:          s.cfg.kmsKeyID,
 		StorageClass:         s.cfg.storageClass,
-		Tagging:              s.tagging(),
+		Tagging:              s.cfg.tagging,
 	})
 	if err != nil {
 		return s.error("put", key, err)
@@ -215,22 +212,21 @@ func (s *S3Store) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-func (s *S3Store) putMultipart(ctx context.Context, key string, data []byte) error {
+func (s *Store) putMultipart(ctx context.Context, key string, data []byte) error {
 	// Split into the fewest parts of at most the part size (and at most maxParts), all of about
 	// the same size, so that no tiny trailing part costs a request of its own.
 	size := int64(len(data))
 	nParts := max((size+s.cfg.partSize-1)/s.cfg.partSize, (size+maxParts-1)/maxParts)
 	nParts = min(nParts, maxParts)
 	partSize := max((size+nParts-1)/nParts, MinPartSize)
-	sse, kmsKey := s.sse()
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:               aws.String(s.bucket),
 		Key:                  aws.String(key),
 		ContentType:          aws.String("application/octet-stream"),
-		ServerSideEncryption: sse,
-		SSEKMSKeyId:          kmsKey,
+		ServerSideEncryption: s.cfg.sse,
+		SSEKMSKeyId:          s.cfg.kmsKeyID,
 		StorageClass:         s.cfg.storageClass,
-		Tagging:              s.tagging(),
+		Tagging:              s.cfg.tagging,
 		ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32,
 	})
 	if err != nil {
@@ -277,7 +273,7 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, data []byte) err
 	}
 	if err != nil {
 		// Abort even when ctx is done, so that no parts are left billed in the bucket.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.abortTimeout)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 		defer cancel()
 		_, abortErr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 			Bucket:   aws.String(s.bucket),
@@ -299,24 +295,27 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, data []byte) err
 }
 
 // Get returns the object under key.
-func (s *S3Store) Get(ctx context.Context, key string) ([]byte, error) {
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	return s.GetBounded(ctx, key, -1)
 }
 
-// GetBounded returns the object under key, or an error matching ErrTooLarge, without reading the
-// body, when it is larger than maxBytes (a negative maxBytes means no bound).
-func (s *S3Store) GetBounded(ctx context.Context, key string, maxBytes int64) ([]byte, error) {
-	if err := validateKey(key); err != nil {
-		return nil, newError("get", s.Name(), key, ErrStore, err, "")
+// GetBounded returns the object under key, or an error matching offload.ErrTooLarge, without
+// reading the body, when it is larger than maxBytes (a negative maxBytes means no bound).
+func (s *Store) GetBounded(ctx context.Context, key string, maxBytes int64) ([]byte, error) {
+	if err := objkey.Validate(key); err != nil {
+		return nil, s.newError("get", key, offload.ErrStore, err, "")
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
 		return nil, s.error("get", key, err)
 	}
 	defer out.Body.Close()
+	tooLarge := func() error {
+		return s.newError("get", key, offload.ErrTooLarge, nil, fmt.Sprintf("object is larger than the limit of %d bytes", maxBytes))
+	}
 	size := aws.ToInt64(out.ContentLength)
 	if out.ContentLength != nil && maxBytes >= 0 && size > maxBytes {
-		return nil, newError("get", s.Name(), key, ErrTooLarge, nil, "object is larger than the limit of %d bytes", maxBytes)
+		return nil, tooLarge()
 	}
 	var data []byte
 	if out.ContentLength != nil && size >= 0 {
@@ -334,36 +333,41 @@ func (s *S3Store) GetBounded(ctx context.Context, key string, maxBytes int64) ([
 			return nil, s.error("get", key, err)
 		}
 		if maxBytes >= 0 && int64(len(data)) > maxBytes {
-			return nil, newError("get", s.Name(), key, ErrTooLarge, nil, "object is larger than the limit of %d bytes", maxBytes)
+			return nil, tooLarge()
 		}
 	}
 	return data, nil
 }
 
 // Exists reports whether an object is stored under key (HeadObject).
-func (s *S3Store) Exists(ctx context.Context, key string) (bool, error) {
-	if err := validateKey(key); err != nil {
-		return false, newError("exists", s.Name(), key, ErrStore, err, "")
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	if err := objkey.Validate(key); err != nil {
+		return false, s.newError("exists", key, offload.ErrStore, err, "")
 	}
 	_, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err == nil {
 		return true, nil
 	}
 	e := s.error("exists", key, err)
-	if errors.Is(e, ErrNotFound) {
+	if errors.Is(e, offload.ErrNotFound) {
 		return false, nil
 	}
 	return false, e
 }
 
+// newError returns the *offload.Error of an operation on key in this store.
+func (s *Store) newError(op, key string, kind, cause error, detail string) *offload.Error {
+	return &offload.Error{Op: op, Store: s.cfg.name, Key: key, Kind: kind, Err: cause, Detail: detail}
+}
+
 // error classifies an S3 error: not found, retryable (network, timeout, throttling, 5xx), or other.
-func (s *S3Store) error(op, key string, err error) *Error {
-	e := newError(op, s.Name(), key, ErrStore, err, "")
+func (s *Store) error(op, key string, err error) *offload.Error {
+	e := s.newError(op, key, offload.ErrStore, err, "")
 	if s.cfg.name != "s3/"+s.bucket {
 		e.Detail = "bucket " + s.bucket
 	}
-	if isS3NotFound(err) {
-		e.Kind = ErrNotFound
+	if isNotFound(err) {
+		e.Kind = offload.ErrNotFound
 		e.Err = nil
 		return e
 	}
@@ -371,7 +375,7 @@ func (s *S3Store) error(op, key string, err error) *Error {
 	return e
 }
 
-func isS3NotFound(err error) bool {
+func isNotFound(err error) bool {
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound
 	if errors.As(err, &nsk) || errors.As(err, &nf) {

@@ -1,4 +1,4 @@
-package offload_test
+package s3store_test
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/payloadkit/payloadkit/offload"
+	"github.com/payloadkit/payloadkit/offload/s3store"
 	"github.com/payloadkit/payloadkit/workflowtest"
 )
 
@@ -33,8 +34,8 @@ import (
 // peak heap in use above the pre-operation baseline and the bytes allocated; a table follows.
 func BenchmarkS3RoundTrip(b *testing.B) {
 	client, bucket := workflowtest.S3(b)
-	newCodec := func(opts ...offload.S3Option) converter.PayloadCodec {
-		store, err := offload.NewS3Store(client, bucket, opts...)
+	newCodec := func(opts *s3store.Options) converter.PayloadCodec {
+		store, err := s3store.New(client, bucket, opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -44,8 +45,8 @@ func BenchmarkS3RoundTrip(b *testing.B) {
 		}
 		return c
 	}
-	multipart := newCodec()                              // parts of up to 16 MiB, 4 in parallel
-	singlePut := newCodec(offload.WithPartSize(1 << 30)) // one PutObject whatever the size
+	multipart := newCodec(nil)                                 // parts of up to 16 MiB, 4 in parallel
+	singlePut := newCodec(&s3store.Options{PartSize: 1 << 30}) // one PutObject whatever the size
 
 	type alt struct {
 		name string

@@ -1,0 +1,31 @@
+// Package s3store is an offload.Store in an S3 bucket: AWS S3 or a compatible service such as
+// MinIO. It sits in its own package so that importing offload does not pull in the AWS SDK.
+//
+// New takes the narrow Client interface (the seven *s3.Client methods the store calls; pass an
+// *s3.Client, or a fake in tests), a bucket and an *Options, nil for the defaults:
+//
+//	store, err := s3store.New(s3.NewFromConfig(cfg), "payloads", &s3store.Options{
+//		SSEKMS:       true,
+//		SSEKMSKeyID:  "alias/temporal-payloads",
+//		StorageClass: types.StorageClassIntelligentTiering,
+//		Tags:         map[string]string{"retention": "30d"},
+//	})
+//	...
+//	kit, err := payloadkit.New(ctx, payloadkit.Options{Offload: &offload.Options{Store: store}})
+//
+// Objects up to Options.PartSize (DefaultPartSize, 16 MiB) are written with one PutObject; larger
+// ones with a multipart upload of about equal parts, at most Options.UploadConcurrency in
+// parallel, aborted when any part fails so that no parts are left billed in the bucket.
+// GetBounded refuses, from the Content-Length and without reading the body, an object larger
+// than the caller's bound, so that the offload codec and storage driver never read an
+// unexpected object whole.
+//
+// Errors are *offload.Error values naming the operation, the store and the key. A missing object
+// matches offload.ErrNotFound; every other failure matches offload.ErrStore, and also
+// offload.ErrRetryable when retrying may succeed (network errors, timeouts, throttling, 5xx).
+// Exists uses HeadObject, which needs s3:ListBucket permission to tell a missing object (404)
+// from a forbidden one (403).
+//
+// The store passes the conformance suite in offload/storetest; its tests run it on MinIO, found
+// through the PAYLOADKIT_S3_* environment variables (see workflowtest.S3).
+package s3store
