@@ -13,7 +13,9 @@
 //	c, err := client.Dial(kit.ClientOptions(client.Options{HostPort: hostPort}))
 //	w := worker.New(c, queue, kit.WorkerOptions(worker.Options{}))
 //
-// On the way out payloads pass compression, then encryption, then offload; decoding runs the
-// chain backwards. Every stage passes through payloads it does not own, so histories mixing plain,
+// Values become payloads through the SDK's default payload converters, or through those given
+// in Options.PayloadConverter (for example protobuf binary and a JSON encoder of your own). On the
+// way out payloads then pass compression, then encryption, then offload; decoding runs the chain
+// backwards. Every stage passes through payloads it does not own, so histories mixing plain,
 // SDK-zlib and payloadkit payloads keep decoding.
 package payloadkit

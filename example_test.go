@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"strings"
 
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/payloadkit/payloadkit"
 	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/offload"
 )
 
 // A Kit with encryption under a static keyring and offload to a memory store. In production
-// the key provider would be awskms.New and the store offload.NewS3Store.
+// the key provider would be awskms.New and the store s3store.New (package offload/s3store).
 func Example() {
 	ring, err := codec.NewStaticKeyring("key-2026-11", map[string][]byte{"key-2026-11": codec.GenerateKey()})
 	if err != nil {
@@ -66,4 +70,39 @@ func ExampleNew_invalidOptions() {
 	})
 	fmt.Println(err)
 	// Output: payloadkit: invalid options: Compression.Algorithm "lz4": allowed values are "zstd", "s2", "gzip", "none"
+}
+
+// A Kit whose codecs sit under payload converters of your own: protobuf binary first, then
+// the SDK's JSON converter (a custom JSON converter goes in the same place).
+func ExampleOptions_payloadConverter() {
+	ring, err := codec.NewStaticKeyring("k1", map[string][]byte{"k1": codec.GenerateKey()})
+	if err != nil {
+		panic(err)
+	}
+	kit, err := payloadkit.New(context.Background(), payloadkit.Options{
+		PayloadConverter: converter.NewCompositeDataConverter(
+			converter.NewProtoPayloadConverter(), converter.NewJSONPayloadConverter()),
+		Encryption: &codec.EncryptionOptions{Keys: ring},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer kit.Close()
+
+	p, err := kit.DataConverter().ToPayload(wrapperspb.String("ada@example.com"))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("stored as:", string(p.Metadata["encoding"]))
+	// What a Codec Server built from kit.Codecs() gives back: the converter's own payload.
+	ps := []*commonpb.Payload{p}
+	for _, c := range kit.Codecs() {
+		if ps, err = c.Decode(ps); err != nil {
+			panic(err)
+		}
+	}
+	fmt.Println("decoded to:", string(ps[0].Metadata["encoding"]))
+	// Output:
+	// stored as: binary/encrypted
+	// decoded to: binary/protobuf
 }

@@ -1,6 +1,8 @@
 package payloadkit
 
 import (
+	"go.temporal.io/sdk/converter"
+
 	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/failureconv"
 	"github.com/payloadkit/payloadkit/interceptor"
@@ -11,6 +13,28 @@ import (
 // so the zero Options{} gives a Kit that compresses with zstd and records telemetry with the
 // OpenTelemetry global providers.
 type Options struct {
+	// PayloadConverter turns values into payloads before the codec stages run, and payloads
+	// back into values after them: it is the parent the codecs sit under, as in
+	// converter.NewCodecDataConverter(parent, codecs...). Defaults to
+	// converter.GetDefaultDataConverter() (the SDK's default payload converters: nil, bytes,
+	// proto JSON, proto binary, JSON).
+	//
+	// Build it from payload converters with converter.NewCompositeDataConverter, which tries
+	// them in order on encode and picks one by the payload's encoding on decode; for example
+	// protobuf binary first, then a JSON converter of your own:
+	//
+	//	PayloadConverter: converter.NewCompositeDataConverter(
+	//		converter.NewProtoPayloadConverter(), myJSONConverter{}),
+	//
+	// A single converter.PayloadConverter is given the same way, wrapped by
+	// NewCompositeDataConverter. Any other converter.DataConverter works too; the Kit passes it
+	// the SDK's serialization context (converter.DataConverterWithSerializationContext) and
+	// workflow or Go context (workflow.ContextAware) when it accepts them. Give one that
+	// applies no payload codecs (not a Kit's DataConverter, nor one made by
+	// NewCodecDataConverter): its codecs would run beneath the Kit's stages, where a Codec
+	// Server built from the Kit's codecs does not undo them.
+	PayloadConverter converter.DataConverter
+
 	// Compression configures the compression stage. Defaults to zstd for payloads of
 	// codec.DefaultMinSize bytes or more. Set Algorithm to codec.None to turn it off.
 	Compression *codec.CompressionOptions

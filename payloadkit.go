@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -105,7 +104,7 @@ func New(ctx context.Context, opts Options) (kit *Kit, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
-		k.closeWith(c)
+		// *codec.Compression holds nothing to release: pooled coders go to the garbage collector.
 		stages = append(stages, pipeline.Stage{Name: StageCompression, Codec: c})
 		if opts.Compression == nil || opts.Compression.Algorithm != codec.None {
 			k.stages = append(k.stages, StageCompression)
@@ -116,7 +115,7 @@ func New(ctx context.Context, opts Options) (kit *Kit, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
-		k.closeWith(c)
+		k.closers = append(k.closers, c.Close)
 		remote = remote || isRemote(opts.Encryption.Keys)
 		stages = append(stages, pipeline.Stage{Name: StageEncryption, Codec: c})
 		k.stages = append(k.stages, StageEncryption)
@@ -145,7 +144,7 @@ func New(ctx context.Context, opts Options) (kit *Kit, err error) {
 
 	// Telemetry observes the pipeline; the pipeline does not depend on it.
 	k.pipeline = pipeline.New(pipeline.Options{
-		Parent:   converter.GetDefaultDataConverter(),
+		Parent:   opts.PayloadConverter, // nil: the SDK's default
 		Stages:   stages,
 		Observer: tel,
 		Remote:   remote,
@@ -184,15 +183,16 @@ func New(ctx context.Context, opts Options) (kit *Kit, err error) {
 	return k, nil
 }
 
-// isRemote reports whether v (a key provider or an offload store) says, with a Remote method
-// returning true, that it calls a remote service. It is the one way a stage is known remote.
+// isRemote reports whether v (a key provider or an offload store) implements codec.Remote and
+// says it calls a remote service. It is the one way a stage is known remote.
 func isRemote(v any) bool {
-	r, ok := v.(interface{ Remote() bool })
+	r, ok := v.(codec.Remote)
 	return ok && r.Remote()
 }
 
-// DataConverter returns the Kit's DataConverter: the SDK's default payload converters followed by
-// the Kit's codecs. It is aware of the SDK's serialization and workflow contexts.
+// DataConverter returns the Kit's DataConverter: Options.PayloadConverter (by default the
+// SDK's default payload converters) followed by the Kit's codecs. It is aware of the SDK's
+// serialization and workflow contexts.
 func (k *Kit) DataConverter() converter.DataConverter { return k.dc }
 
 // FailureConverter returns the Kit's FailureConverter, built on the Kit's DataConverter.
@@ -321,11 +321,4 @@ func (k *Kit) Close() error {
 		errs = append(errs, c())
 	}
 	return errors.Join(errs...)
-}
-
-// closeWith registers c's Close, when it has one, to run on Kit.Close.
-func (k *Kit) closeWith(c any) {
-	if cl, ok := c.(io.Closer); ok {
-		k.closers = append(k.closers, cl.Close)
-	}
 }

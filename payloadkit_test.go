@@ -1,7 +1,9 @@
 package payloadkit_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -24,6 +26,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/payloadkit/payloadkit"
 	"github.com/payloadkit/payloadkit/codec"
@@ -447,5 +451,138 @@ func TestNewHonoursItsContext(t *testing.T) {
 	}
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
+	}
+}
+
+// customJSON is a payload converter of a team's own: JSON under its own encoding name, with a
+// metadata entry of its own that must survive the codecs.
+type customJSON struct{}
+
+const (
+	encodingCustomJSON = "json/custom"
+	customJSONVersion  = "custom-json-version"
+)
+
+func (customJSON) Encoding() string { return encodingCustomJSON }
+
+func (customJSON) ToPayload(v any) (*commonpb.Payload, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", encodingCustomJSON, err)
+	}
+	return &commonpb.Payload{
+		Metadata: map[string][]byte{converter.MetadataEncoding: []byte(encodingCustomJSON), customJSONVersion: []byte("1")},
+		Data:     b,
+	}, nil
+}
+
+func (customJSON) FromPayload(p *commonpb.Payload, valuePtr any) error {
+	return json.Unmarshal(p.GetData(), valuePtr)
+}
+
+func (customJSON) ToString(p *commonpb.Payload) string { return string(p.GetData()) }
+
+// TestOwnPayloadConverter gives the Kit a composite payload converter, protobuf binary first
+// and a custom JSON converter after it: small values of both are encrypted inline, large ones
+// are compressed, encrypted and offloaded; the history side holds no plaintext, peeling the
+// Kit's codecs gives back the converter's own encodings (binary/protobuf, json/custom, with
+// its metadata), and the Kit's DataConverter returns the values.
+func TestOwnPayloadConverter(t *testing.T) {
+	store := offload.NewMemoryStore()
+	kit := newKit(t, payloadkit.Options{
+		PayloadConverter: converter.NewCompositeDataConverter(converter.NewProtoPayloadConverter(), customJSON{}),
+		Encryption:       &codec.EncryptionOptions{Keys: keyring(t), RequireEncryption: true},
+		Offload:          &offload.Options{Store: store, Threshold: 1024},
+	})
+	const secret = "ada@example.com"
+	smallProto := &commonpb.WorkflowType{Name: secret}
+	largeProto := wrapperspb.String(secret + " " + randomOrder(16<<10).Notes)
+	smallJSON := order{ID: "o-1", Email: secret}
+	largeJSON := randomOrder(16 << 10)
+
+	dc := kit.DataConverterFor("orders")
+	ps, err := dc.ToPayloads(smallProto, largeProto, smallJSON, largeJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOuter := []string{codec.EncodingEncrypted, offload.EncodingClaimCheck, codec.EncodingEncrypted, offload.EncodingClaimCheck}
+	for i, p := range ps.Payloads {
+		if enc := string(p.Metadata[converter.MetadataEncoding]); enc != wantOuter[i] {
+			t.Errorf("payload %d: encoding %q, want %q", i, enc, wantOuter[i])
+		}
+		if b, _ := proto.Marshal(p); bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte("parcel-")) {
+			t.Errorf("payload %d holds plaintext", i)
+		}
+	}
+	keys := store.Keys()
+	if len(keys) != 2 {
+		t.Fatalf("store holds %d objects, want 2", len(keys))
+	}
+	for _, key := range keys {
+		stored, err := store.Get(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inner commonpb.Payload
+		if err := proto.Unmarshal(stored, &inner); err != nil {
+			t.Fatalf("stored object %s is not a payload: %v", key, err)
+		}
+		if enc := string(inner.Metadata[converter.MetadataEncoding]); enc != codec.EncodingEncrypted || bytes.Contains(stored, []byte(secret)) {
+			t.Errorf("stored object %s: encoding %q, or plaintext", key, enc)
+		}
+	}
+
+	// Peel the codecs, bound to the namespace as a Codec Server binds them: offload,
+	// encryption (the large payloads were compressed), then compression.
+	sc := converter.WorkflowSerializationContext{Namespace: "orders"}
+	wantAfter := [][]string{
+		{codec.EncodingEncrypted, codec.EncodingEncrypted, codec.EncodingEncrypted, codec.EncodingEncrypted},
+		{"binary/protobuf", codec.EncodingZstd, encodingCustomJSON, codec.EncodingZstd},
+		{"binary/protobuf", "binary/protobuf", encodingCustomJSON, encodingCustomJSON},
+	}
+	peeled := ps.Payloads
+	for i, c := range kit.Codecs() {
+		if cs, ok := c.(converter.PayloadCodecWithSerializationContext); ok {
+			c = cs.WithSerializationContext(sc)
+		}
+		if peeled, err = c.Decode(peeled); err != nil {
+			t.Fatalf("codec %d decode: %v", i, err)
+		}
+		for j, p := range peeled {
+			if enc := string(p.Metadata[converter.MetadataEncoding]); enc != wantAfter[i][j] {
+				t.Errorf("after codec %d, payload %d: encoding %q, want %q", i, j, enc, wantAfter[i][j])
+			}
+		}
+	}
+	for _, j := range []int{2, 3} {
+		if v := string(peeled[j].Metadata[customJSONVersion]); v != "1" {
+			t.Errorf("payload %d lost the converter's metadata: %s=%q", j, customJSONVersion, v)
+		}
+	}
+
+	var gotSmallProto *commonpb.WorkflowType
+	var gotLargeProto *wrapperspb.StringValue
+	var gotSmallJSON, gotLargeJSON order
+	if err := dc.FromPayloads(ps, &gotSmallProto, &gotLargeProto, &gotSmallJSON, &gotLargeJSON); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(gotSmallProto, smallProto) || !proto.Equal(gotLargeProto, largeProto) {
+		t.Errorf("proto values did not round trip: %v", gotSmallProto)
+	}
+	if gotSmallJSON != smallJSON || gotLargeJSON != largeJSON {
+		t.Errorf("custom JSON values did not round trip: %+v", gotSmallJSON)
+	}
+}
+
+// TestDefaultPayloadConverter checks that a Kit without PayloadConverter writes what the SDK's
+// default converters write (proto messages as json/protobuf).
+func TestDefaultPayloadConverter(t *testing.T) {
+	kit := newKit(t, payloadkit.Options{})
+	p, err := kit.DataConverter().ToPayload(&commonpb.WorkflowType{Name: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc := string(p.Metadata[converter.MetadataEncoding]); enc != "json/protobuf" {
+		t.Errorf("encoding %q, want json/protobuf", enc)
 	}
 }

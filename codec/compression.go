@@ -112,16 +112,9 @@ type CompressionOptions struct {
 	MaxDecodedBatchSize int64
 }
 
-// NewCompressionCodec returns the compression stage for opts (nil means defaults).
-//
-// Encode compresses every payload whose marshalled size is at least MinSize and keeps the
-// result only when it is smaller than the marshalled payload. Decode reads binary/zstd,
-// binary/s2, binary/gzip, binary/zlib and binary/snappy payloads, whatever Algorithm is
-// configured, and passes every other payload through unchanged. With Algorithm None, Encode
-// passes everything through and Decode still reads compressed payloads.
-//
-// The codec is safe for concurrent use; encoders, decoders and buffers are pooled.
-func NewCompressionCodec(opts *CompressionOptions) (converter.PayloadCodec, error) {
+// NewCompressionCodec returns the compression stage for opts (nil means defaults). See
+// Compression for what it encodes and decodes.
+func NewCompressionCodec(opts *CompressionOptions) (*Compression, error) {
 	var o CompressionOptions
 	if opts != nil {
 		o = *opts
@@ -174,7 +167,7 @@ func NewCompressionCodec(opts *CompressionOptions) (converter.PayloadCodec, erro
 			o.MaxDecodedBatchSize, DefaultMaxDecodedBatchFactor, o.MaxDecodedSize)
 	}
 
-	c := &compressionCodec{
+	c := &Compression{
 		alg:        o.Algorithm,
 		level:      lvl,
 		minSize:    o.MinSize,
@@ -284,7 +277,18 @@ func putBuffer(b *[]byte) {
 	buffers.Put(b)
 }
 
-type compressionCodec struct {
+// Compression is the compression stage, a converter.PayloadCodec built by NewCompressionCodec.
+//
+// Encode compresses every payload whose marshalled size is at least MinSize and keeps the
+// result only when it is smaller than the marshalled payload. Decode reads binary/zstd,
+// binary/s2, binary/gzip, binary/zlib and binary/snappy payloads, whatever Algorithm is
+// configured, and passes every other payload through unchanged. With Algorithm None, Encode
+// passes everything through and Decode still reads compressed payloads. Inputs are never
+// mutated.
+//
+// A Compression is safe for concurrent use. Encoders, decoders and buffers are pooled and
+// left to the garbage collector: there is nothing to close.
+type Compression struct {
 	alg        Algorithm
 	level      int
 	encoding   string // written encoding; empty for None
@@ -302,12 +306,14 @@ type compressionCodec struct {
 	zstreams sync.Pool // of *zstd.Decoder (concurrency 1) for frames of unknown size
 }
 
+var _ converter.PayloadCodec = (*Compression)(nil)
+
 // marshalOpts sorts metadata keys, so that equal payloads give equal bytes (and equal objects
 // in a content-addressed offload store).
 var marshalOpts = proto.MarshalOptions{Deterministic: true}
 
 // Encode implements converter.PayloadCodec.
-func (c *compressionCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+func (c *Compression) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	if c.alg == None {
 		copy(out, payloads)
@@ -353,7 +359,7 @@ func (c *compressionCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Pay
 }
 
 // compress appends the compressed form of src to dst.
-func (c *compressionCodec) compress(dst, src []byte) ([]byte, error) {
+func (c *Compression) compress(dst, src []byte) ([]byte, error) {
 	switch c.alg {
 	case Zstd:
 		if c.zencLarge != nil && len(src) >= 2*zstdFrameSize {
@@ -441,7 +447,7 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 }
 
 // Decode implements converter.PayloadCodec.
-func (c *compressionCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+func (c *Compression) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	var buf *[]byte
 	var used int64 // decoded bytes of this call, against maxBatch
@@ -490,7 +496,7 @@ func (c *compressionCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Pay
 
 // decompress appends the decoded form of src to dst. Its errors wrap ErrDecodedTooLarge or ErrCorrupt.
 // At most limit bytes are decoded.
-func (c *compressionCodec) decompress(encoding string, dst, src []byte, limit int64) ([]byte, error) {
+func (c *Compression) decompress(encoding string, dst, src []byte, limit int64) ([]byte, error) {
 	switch encoding {
 	case EncodingZstd:
 		return c.decodeZstd(dst, src, limit)
@@ -540,7 +546,7 @@ func (c *compressionCodec) decompress(encoding string, dst, src []byte, limit in
 	return nil, fmt.Errorf("%w: unsupported encoding %q", ErrCorrupt, encoding)
 }
 
-func (c *compressionCodec) decodeZstd(dst, src []byte, limit int64) ([]byte, error) {
+func (c *Compression) decodeZstd(dst, src []byte, limit int64) ([]byte, error) {
 	var h zstd.Header
 	if err := h.Decode(src); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)

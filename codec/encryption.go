@@ -30,10 +30,13 @@ type KeyProvider interface {
 	DecryptDataKey(ctx context.Context, keyID string, encrypted []byte, encCtx map[string]string) ([]byte, error)
 }
 
-// RemoteKeyProvider is implemented by key providers that call a remote service; the Kit then
-// bounds each call with a timeout and disables the SDK deadlock detector around the DataConverter.
-type RemoteKeyProvider interface {
-	KeyProvider
+// Remote is the one way a stage's backend says that it calls a remote service: a KeyProvider
+// (such as the AWS KMS provider in codec/awskms) or an offload store (such as the S3 store)
+// implements it and returns true. The Kit then turns off the SDK's deadlock detector around its
+// DataConverter, since each remote call may take up to its own timeout (EncryptionOptions.
+// CallTimeout, the offload Options.Timeout). A backend without the method, or whose Remote
+// returns false, is local.
+type Remote interface {
 	Remote() bool
 }
 
@@ -99,9 +102,16 @@ type KeyEvent struct {
 	Duration time.Duration
 }
 
-// encryptionCodec is the encryption stage. Copies made by WithSerializationContext share
-// keyState (provider, caches) and differ in the namespace they are bound to.
-type encryptionCodec struct {
+// Encryption is the encryption stage, a converter.PayloadCodec built by NewEncryptionCodec:
+// AES-256-GCM envelope encryption of the whole marshalled payload (see CipherAES256GCMCommitV1
+// for the format). Payloads that are not encrypted pass Decode unchanged unless
+// RequireEncryption is set. Inputs are never mutated.
+//
+// Encryption implements converter.PayloadCodecWithSerializationContext: copies made by
+// WithSerializationContext share the key provider and data-key caches and differ in the
+// namespace they are bound to. It implements io.Closer: Close zeroes the cached data keys. It is
+// safe for concurrent use.
+type Encryption struct {
 	state      *keyState
 	static     map[string]string
 	allowNSMis bool
@@ -119,9 +129,9 @@ type encryptionCodec struct {
 }
 
 var (
-	_ converter.PayloadCodec                         = (*encryptionCodec)(nil)
-	_ converter.PayloadCodecWithSerializationContext = (*encryptionCodec)(nil)
-	_ io.Closer                                      = (*encryptionCodec)(nil)
+	_ converter.PayloadCodec                         = (*Encryption)(nil)
+	_ converter.PayloadCodecWithSerializationContext = (*Encryption)(nil)
+	_ io.Closer                                      = (*Encryption)(nil)
 )
 
 // NewEncryptionCodec returns the encryption stage for opts: AES-256-GCM envelope encryption of
@@ -131,11 +141,7 @@ var (
 // decoding a payload stored under another namespace fails with ErrNamespaceMismatch unless
 // AllowNamespaceMismatch is set. The codec also implements io.Closer: Close zeroes the cached
 // data keys.
-func NewEncryptionCodec(opts *EncryptionOptions) (converter.PayloadCodec, error) {
-	return newEncryptionCodec(opts)
-}
-
-func newEncryptionCodec(opts *EncryptionOptions) (*encryptionCodec, error) {
+func NewEncryptionCodec(opts *EncryptionOptions) (*Encryption, error) {
 	if opts == nil || opts.Keys == nil {
 		return nil, fmt.Errorf("Encryption.Keys is required (a KeyProvider such as codec.NewStaticKeyring or an AWS KMS provider)")
 	}
@@ -161,7 +167,7 @@ func newEncryptionCodec(opts *EncryptionOptions) (*encryptionCodec, error) {
 	if timeout == 0 {
 		timeout = DefaultCallTimeout
 	}
-	c := &encryptionCodec{
+	c := &Encryption{
 		state: &keyState{
 			keys:    opts.Keys,
 			cache:   cache,
@@ -205,7 +211,7 @@ func newEncryptionCodec(opts *EncryptionOptions) (*encryptionCodec, error) {
 }
 
 // bind sets the codec's namespace and derived encryption context.
-func (c *encryptionCodec) bind(namespace string) {
+func (c *Encryption) bind(namespace string) {
 	c.namespace = namespace
 	c.encCtx = cloneContext(c.static)
 	if namespace != "" {
@@ -217,7 +223,7 @@ func (c *encryptionCodec) bind(namespace string) {
 // WithSerializationContext returns a copy of the codec bound to the namespace of a workflow or
 // activity serialization context. Other contexts (Nexus) carry no namespace: the copy then has
 // only the static context pairs. The copy shares the provider and the caches.
-func (c *encryptionCodec) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
+func (c *Encryption) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
 	var ns string
 	switch v := sc.(type) {
 	case converter.WorkflowSerializationContext:
@@ -242,13 +248,13 @@ func (c *encryptionCodec) WithSerializationContext(sc converter.SerializationCon
 }
 
 // Close zeroes and drops the cached data keys. The codec stays usable.
-func (c *encryptionCodec) Close() error {
+func (c *Encryption) Close() error {
 	c.state.purge()
 	return nil
 }
 
 // Encode encrypts every payload. It never mutates its input.
-func (c *encryptionCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+func (c *Encryption) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	if c.ctxErr != nil {
 		return nil, fmt.Errorf("encryption encode [namespace=%s]: %w", c.namespace, c.ctxErr)
 	}
@@ -293,7 +299,7 @@ func (c *encryptionCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payl
 }
 
 // seal builds header and ciphertext for one marshalled payload.
-func (c *encryptionCodec) seal(dk DataKey, plaintext []byte) ([]byte, error) {
+func (c *Encryption) seal(dk DataKey, plaintext []byte) ([]byte, error) {
 	var messageID [messageIDSize]byte
 	if _, err := io.ReadFull(c.rand, messageID[:]); err != nil {
 		return nil, fmt.Errorf("reading message id: %w", err)
@@ -315,7 +321,7 @@ func (c *encryptionCodec) seal(dk DataKey, plaintext []byte) ([]byte, error) {
 
 // Decode decrypts payloads with encoding EncodingEncrypted and passes the others through.
 // It never mutates its input.
-func (c *encryptionCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+func (c *Encryption) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	var batch map[string][]byte // used when caching is disabled
 	defer func() {
 		for _, k := range batch {
@@ -351,7 +357,7 @@ func (c *encryptionCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payl
 
 // open decrypts one encrypted payload; batch holds the data keys of a Decode call when caching
 // is disabled. It returns the header key id for error context.
-func (c *encryptionCodec) open(p *commonpb.Payload, batch *map[string][]byte) (*commonpb.Payload, string, error) {
+func (c *Encryption) open(p *commonpb.Payload, batch *map[string][]byte) (*commonpb.Payload, string, error) {
 	md := p.GetMetadata()
 	if cipherName := string(md[MetadataEncryptionCipher]); cipherName != CipherAES256GCMCommitV1 {
 		return nil, "", fmt.Errorf("%w: unsupported cipher %q", ErrMalformed, truncateForError(cipherName, 64))
@@ -410,7 +416,7 @@ func (c *encryptionCodec) open(p *commonpb.Payload, batch *map[string][]byte) (*
 
 // checkHeader applies the decode policy to an authenticated-to-be header before any
 // key-provider call: the key allow-list, the namespace binding and the static context pairs.
-func (c *encryptionCodec) checkHeader(h *envelopeHeader) error {
+func (c *Encryption) checkHeader(h *envelopeHeader) error {
 	if c.allowedIDs != nil && !c.allowedIDs[h.keyID] {
 		return fmt.Errorf("%w: the key is not in AllowedKeyIDs", ErrKeyNotAllowed)
 	}

@@ -82,9 +82,9 @@ func newTestKeyring(t testing.TB, primary string, ids ...string) *StaticKeyring 
 	return r
 }
 
-func newTestCodec(t testing.TB, opts EncryptionOptions) *encryptionCodec {
+func newTestCodec(t testing.TB, opts EncryptionOptions) *Encryption {
 	t.Helper()
-	c, err := newEncryptionCodec(&opts)
+	c, err := NewEncryptionCodec(&opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -491,7 +491,7 @@ func TestEncryptionRequireEncryption(t *testing.T) {
 	if _, err := decodeOne(strict, encodeOne(t, strict, forged)); err != nil {
 		t.Fatalf("encrypted payload: %v", err)
 	}
-	if _, err := newEncryptionCodec(&EncryptionOptions{Keys: keys, PlaintextEncodings: []string{"binary/null"}}); err == nil {
+	if _, err := NewEncryptionCodec(&EncryptionOptions{Keys: keys, PlaintextEncodings: []string{"binary/null"}}); err == nil {
 		t.Fatal("PlaintextEncodings without RequireEncryption accepted")
 	}
 }

@@ -48,7 +48,10 @@ type Provider struct {
 	mrkRegionSet bool
 }
 
-var _ codec.RemoteKeyProvider = (*Provider)(nil)
+var (
+	_ codec.KeyProvider = (*Provider)(nil)
+	_ codec.Remote      = (*Provider)(nil)
+)
 
 // Option configures a Provider.
 type Option func(*Provider)
@@ -103,7 +106,7 @@ func New(client Client, keyID string, opts ...Option) (*Provider, error) {
 // KeyID returns the configured KMS key name, as given to New.
 func (p *Provider) KeyID() string { return p.keyID }
 
-// Remote reports that the Provider calls a remote service. It always returns true.
+// Remote implements codec.Remote: the Provider calls a remote service, so it always returns true.
 func (p *Provider) Remote() bool { return true }
 
 // GenerateDataKey calls KMS GenerateDataKey (KeySpec AES_256) under the configured key with encCtx

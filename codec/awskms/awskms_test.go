@@ -109,7 +109,7 @@ func TestNewValidatesArguments(t *testing.T) {
 	if !p.Remote() || p.KeyID() != "alias/x" {
 		t.Errorf("Remote() = %v, KeyID() = %q", p.Remote(), p.KeyID())
 	}
-	var _ codec.RemoteKeyProvider = p
+	var _ codec.Remote = p
 }
 
 func TestRoundTripThroughEncryptionCodec(t *testing.T) {

@@ -30,8 +30,9 @@ type Stage struct {
 
 // Options configure a Pipeline.
 type Options struct {
-	// Parent converts values to payloads before the stages run. Defaults to
-	// converter.GetDefaultDataConverter().
+	// Parent converts values to payloads before the stages run (the Kit's
+	// Options.PayloadConverter). It receives the serialization context, and the workflow or Go
+	// context when it is workflow.ContextAware. Defaults to converter.GetDefaultDataConverter().
 	Parent converter.DataConverter
 	// Stages in encode order: the first is applied first on encode and last on decode.
 	Stages []Stage

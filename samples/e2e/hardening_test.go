@@ -183,7 +183,7 @@ func TestWorkflowTaskFailureIsBoundToNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bound := strict.(converter.PayloadCodecWithSerializationContext).WithSerializationContext(converter.WorkflowSerializationContext{Namespace: ns})
+	bound := strict.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: ns})
 	taskFailures := 0
 	for _, p := range s.historyPayloads(t, run) {
 		env, err := codec.ReadEnvelope(p.Payload)
