@@ -701,3 +701,33 @@ func TestCodecIntegrityErrorsRevealNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestCodecIntegrityRefusesValidSubstitute replaces a stored object with another valid,
+// parseable payload of the same size: only the digest check stands between it and the caller.
+// (Objects that fail to parse would be refused by the unmarshal alone.)
+func TestCodecIntegrityRefusesValidSubstitute(t *testing.T) {
+	mem := offload.NewMemoryStore()
+	c := newCodec(t, &offload.Options{Store: mem, Threshold: 100})
+	enc, err := c.Encode([]*commonpb.Payload{bigPayload(1000, 50)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := offload.ParseClaim(enc[0])
+	substitute, err := proto.MarshalOptions{Deterministic: true}.Marshal(bigPayload(1000, 51))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(substitute)) != cl.Size {
+		t.Fatalf("substitute has %d bytes, the object %d", len(substitute), cl.Size)
+	}
+	if err := proto.Unmarshal(substitute, &commonpb.Payload{}); err != nil {
+		t.Fatalf("substitute does not parse: %v", err)
+	}
+	if err := mem.Put(context.Background(), cl.Key, substitute); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Decode(enc)
+	if !errors.Is(err, offload.ErrIntegrity) || !strings.Contains(err.Error(), cl.Key) {
+		t.Fatalf("Decode of a same-size valid substitute: err = %v, want ErrIntegrity naming %s", err, cl.Key)
+	}
+}
