@@ -269,6 +269,13 @@ func getBuffer() *[]byte {
 	return &b
 }
 
+// putClearedBuffer zeroes b, all of its capacity, before it returns to the pool: for buffers
+// that held plaintext (the encryption stage's), so that it does not linger in pooled memory.
+func putClearedBuffer(b *[]byte) {
+	clear((*b)[:cap(*b)])
+	putBuffer(b)
+}
+
 func putBuffer(b *[]byte) {
 	if cap(*b) > maxPooledBuffer {
 		return
@@ -327,18 +334,23 @@ func (c *Compression) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload,
 		}
 	}()
 	for i, p := range payloads {
-		size := proto.Size(p)
-		if size < c.minSize {
-			out[i] = p
-			continue
-		}
 		if raw == nil {
 			raw, comp = getBuffer(), getBuffer()
 		}
+		// Marshalled straight away rather than sized first: sizing costs about as much as
+		// marshalling, and payloads under MinSize are cheap to marshal.
 		var err error
 		*raw, err = marshalOpts.MarshalAppend((*raw)[:0], p)
 		if err != nil {
+			if proto.Size(p) < c.minSize {
+				out[i] = p // passed through, as it would be had it marshalled
+				continue
+			}
 			return nil, fmt.Errorf("payloadkit: compression: encode [payload=%d]: marshal: %w", i, err)
+		}
+		if len(*raw) < c.minSize {
+			out[i] = p
+			continue
 		}
 		*comp, err = c.compress((*comp)[:0], *raw)
 		if err != nil {

@@ -125,6 +125,7 @@ type Encryption struct {
 	namespace string            // current namespace; "" when unknown
 	encCtx    map[string]string // static pairs plus namespace
 	ctxBytes  []byte            // canonical serialization of encCtx
+	ctxKey    string            // ctxBytes as a string: the encryption cache key
 	ctxErr    error             // set when encCtx is out of bounds
 }
 
@@ -218,6 +219,7 @@ func (c *Encryption) bind(namespace string) {
 		c.encCtx[ContextKeyNamespace] = namespace
 	}
 	c.ctxBytes, c.ctxErr = canonicalContext(c.encCtx)
+	c.ctxKey = string(c.ctxBytes)
 }
 
 // WithSerializationContext returns a copy of the codec bound to the namespace of a workflow or
@@ -261,11 +263,14 @@ func (c *Encryption) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, 
 	var batchKey DataKey // used when caching is disabled
 	defer func() { clear(batchKey.Plaintext) }()
 	out := make([]*commonpb.Payload, len(payloads))
+	buf := getBuffer() // marshalled payloads; sealed into exact-size outputs
+	defer putClearedBuffer(buf)
 	for i, p := range payloads {
-		plaintext, err := proto.Marshal(p)
+		plaintext, err := marshalPlain.MarshalAppend((*buf)[:0], p)
 		if err != nil {
 			return nil, fmt.Errorf("encryption encode [payload=%d]: marshal: %w", i, err)
 		}
+		*buf = plaintext
 		var dk DataKey
 		if c.state.cache.Disabled {
 			if batchKey.Plaintext == nil {
@@ -275,7 +280,7 @@ func (c *Encryption) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, 
 			}
 			dk = batchKey
 		} else {
-			if dk, err = c.state.encryptionKey(string(c.ctxBytes), c.encCtx, int64(len(plaintext))); err != nil {
+			if dk, err = c.state.encryptionKey(c.ctxKey, c.encCtx, int64(len(plaintext))); err != nil {
 				return nil, fmt.Errorf("encryption encode [payload=%d]: %w", i, err)
 			}
 		}
@@ -286,36 +291,48 @@ func (c *Encryption) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, 
 		if err != nil {
 			return nil, fmt.Errorf("encryption encode [payload=%d, key=%s]: %w", i, dk.KeyID, err)
 		}
-		out[i] = &commonpb.Payload{
-			Metadata: map[string][]byte{
-				converter.MetadataEncoding: []byte(EncodingEncrypted),
-				MetadataEncryptionCipher:   []byte(CipherAES256GCMCommitV1),
-				MetadataEncryptionKeyID:    []byte(dk.KeyID),
-			},
-			Data: data,
-		}
+		out[i] = &commonpb.Payload{Metadata: encryptedMetadata(dk.KeyID), Data: data}
 	}
 	return out, nil
 }
 
-// seal builds header and ciphertext for one marshalled payload.
+// marshalPlain marshals payloads for encryption (map order is not fixed: the random message id
+// makes every envelope unique anyway).
+var marshalPlain = proto.MarshalOptions{}
+
+// encryptedMetadata returns the metadata of an encrypted payload under master key keyID. The
+// three values share one allocation, each capped so that appending to one cannot reach another.
+func encryptedMetadata(keyID string) map[string][]byte {
+	b := make([]byte, 0, len(EncodingEncrypted)+len(CipherAES256GCMCommitV1)+len(keyID))
+	b = append(b, EncodingEncrypted...)
+	b = append(b, CipherAES256GCMCommitV1...)
+	b = append(b, keyID...)
+	e, k := len(EncodingEncrypted), len(EncodingEncrypted)+len(CipherAES256GCMCommitV1)
+	return map[string][]byte{
+		converter.MetadataEncoding: b[:e:e],
+		MetadataEncryptionCipher:   b[e:k:k],
+		MetadataEncryptionKeyID:    b[k:len(b):len(b)],
+	}
+}
+
+// seal builds header and ciphertext for one marshalled payload, in one exact-size allocation.
 func (c *Encryption) seal(dk DataKey, plaintext []byte) ([]byte, error) {
 	var messageID [messageIDSize]byte
 	if _, err := io.ReadFull(c.rand, messageID[:]); err != nil {
 		return nil, fmt.Errorf("reading message id: %w", err)
 	}
-	aesKey, commitment, err := deriveKeys(dk.Plaintext, messageID[:])
-	if err != nil {
+	var keys derivedKeys
+	if err := deriveKeysInto(&keys, dk.Plaintext, messageID[:]); err != nil {
 		return nil, err
 	}
-	defer clear(aesKey)
-	aead, err := newGCM(aesKey)
+	defer clear(keys.aesKey[:])
+	aead, err := newGCM(keys.aesKey[:])
 	if err != nil {
 		return nil, err
 	}
 	size := len(formatMagic) + 1 + 2 + len(dk.KeyID) + 2 + len(dk.Encrypted) + messageIDSize + commitmentSize + len(c.ctxBytes)
 	buf := make([]byte, 0, size+len(plaintext)+gcmTagSize)
-	buf = appendHeader(buf, dk.KeyID, dk.Encrypted, messageID[:], commitment, c.ctxBytes)
+	buf = appendHeader(buf, dk.KeyID, dk.Encrypted, messageID[:], keys.commitment[:], c.ctxBytes)
 	return aead.Seal(buf, zeroNonce[:], plaintext, buf), nil
 }
 
@@ -391,22 +408,26 @@ func (c *Encryption) open(p *commonpb.Payload, batch *map[string][]byte) (*commo
 		defer clear(dataKey)
 	}
 
-	aesKey, commitment, err := deriveKeys(dataKey, h.messageID)
-	if err != nil {
+	var keys derivedKeys
+	if err := deriveKeysInto(&keys, dataKey, h.messageID); err != nil {
 		return nil, h.keyID, err
 	}
-	defer clear(aesKey)
-	if subtle.ConstantTimeCompare(commitment, h.commitment) != 1 {
+	defer clear(keys.aesKey[:])
+	if subtle.ConstantTimeCompare(keys.commitment[:], h.commitment) != 1 {
 		return nil, h.keyID, fmt.Errorf("%w: %w", ErrDecrypt, ErrKeyCommitment)
 	}
-	aead, err := newGCM(aesKey)
+	aead, err := newGCM(keys.aesKey[:])
 	if err != nil {
 		return nil, h.keyID, err
 	}
-	plaintext, err := aead.Open(nil, zeroNonce[:], ct, h.raw)
+	// The plaintext goes to a pooled buffer: Unmarshal copies what it keeps.
+	buf := getBuffer()
+	defer putClearedBuffer(buf)
+	plaintext, err := aead.Open((*buf)[:0], zeroNonce[:], ct, h.raw)
 	if err != nil {
 		return nil, h.keyID, fmt.Errorf("%w: ciphertext authentication failed", ErrDecrypt)
 	}
+	*buf = plaintext
 	inner := &commonpb.Payload{}
 	if err := proto.Unmarshal(plaintext, inner); err != nil {
 		return nil, h.keyID, fmt.Errorf("%w: inner payload: %w", ErrMalformed, err)

@@ -160,11 +160,17 @@ func (r *headerReader) bytes(n int, what string) []byte {
 }
 
 func (r *headerReader) u16(what string) int {
-	b := r.bytes(2, what+" length")
-	if b == nil {
+	if r.err != nil {
 		return 0
 	}
-	return int(binary.BigEndian.Uint16(b))
+	if len(r.b)-r.off < 2 {
+		// The label is built only here: concatenating it up front allocates on every field.
+		r.fail("%s: need %d bytes at offset %d, have %d", what+" length", 2, r.off, len(r.b)-r.off)
+		return 0
+	}
+	n := int(binary.BigEndian.Uint16(r.b[r.off:]))
+	r.off += 2
+	return n
 }
 
 // field reads a u16 length-prefixed field of min..max bytes, checking the bound before slicing.
@@ -240,22 +246,45 @@ func parseHeader(data []byte) (*envelopeHeader, []byte, error) {
 	return h, ct, nil
 }
 
-// deriveKeys derives the per-message AES key and the key commitment from a data key.
-func deriveKeys(dataKey, messageID []byte) (aesKey, commitment []byte, err error) {
+// derivedKeys holds the per-message AES key and the key commitment of one message.
+type derivedKeys struct {
+	aesKey     [DataKeySize]byte
+	commitment [commitmentSize]byte
+}
+
+// deriveKeysInto derives the per-message AES key and the key commitment from a data key into
+// d: HKDF-SHA512 (RFC 5869, crypto/hkdf) with salt = message id and secret = data key, one
+// expansion per label.
+func deriveKeysInto(d *derivedKeys, dataKey, messageID []byte) error {
 	prk, err := hkdf.Extract(sha512.New, dataKey, messageID)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	defer clear(prk)
-	aesKey, err = hkdf.Expand(sha512.New, prk, labelDeriveKey, DataKeySize)
+	aesKey, err := hkdf.Expand(sha512.New, prk, labelDeriveKey, DataKeySize)
 	if err != nil {
+		return err
+	}
+	copy(d.aesKey[:], aesKey)
+	clear(aesKey)
+	commitment, err := hkdf.Expand(sha512.New, prk, labelCommitKey, commitmentSize)
+	if err != nil {
+		clear(d.aesKey[:])
+		return err
+	}
+	copy(d.commitment[:], commitment)
+	return nil
+}
+
+// deriveKeys derives the per-message AES key and the key commitment from a data key.
+func deriveKeys(dataKey, messageID []byte) (aesKey, commitment []byte, err error) {
+	var d derivedKeys
+	if err := deriveKeysInto(&d, dataKey, messageID); err != nil {
 		return nil, nil, err
 	}
-	commitment, err = hkdf.Expand(sha512.New, prk, labelCommitKey, commitmentSize)
-	if err != nil {
-		clear(aesKey)
-		return nil, nil, err
-	}
+	aesKey = bytes.Clone(d.aesKey[:])
+	commitment = bytes.Clone(d.commitment[:])
+	clear(d.aesKey[:])
 	return aesKey, commitment, nil
 }
 
