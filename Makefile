@@ -10,8 +10,9 @@ quickstart:
 vet:
 	go vet ./... && cd samples && go vet ./...
 
+# Every side-by-side benchmark, then docs/BENCHMARKS.md and docs/benchmarks.svg (see scripts/bench.sh).
 bench:
-	go test -run '^$$' -bench . -benchtime 1x ./...
+	bash scripts/bench.sh
 
 # Long fuzzing: FUZZTIME=5m make fuzz
 fuzz:
