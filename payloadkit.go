@@ -22,7 +22,7 @@ import (
 const PluginName = "payloadkit"
 
 // Stage names, in the order payloads pass them on the way out. They are defined here only: the
-// pipeline reports them to telemetry as they are (span names payloadkit.<stage>.<operation>,
+// pipeline reports them to telemetry as they are (span attributes payloadkit.<stage>.duration_ms,
 // the "stage" attribute of the metrics), and Stages lists them.
 const (
 	StageCompression = "compression"

@@ -370,11 +370,16 @@ func TestTelemetryEncodesOnce(t *testing.T) {
 	}
 	var compression, encryption int
 	for _, s := range spans.Ended() {
-		switch s.Name() {
-		case "payloadkit." + payloadkit.StageCompression + ".encode":
-			compression++
-		case "payloadkit." + payloadkit.StageEncryption + ".encode":
-			encryption++
+		if s.Name() != interceptor.SpanEncode {
+			continue
+		}
+		for _, kv := range s.Attributes() {
+			switch kv.Key {
+			case interceptor.AttrStageDuration(payloadkit.StageCompression):
+				compression++
+			case interceptor.AttrStageDuration(payloadkit.StageEncryption):
+				encryption++
+			}
 		}
 	}
 	if compression != want || encryption != want {

@@ -19,40 +19,66 @@ import (
 	"github.com/payloadkit/payloadkit/internal/pipeline"
 )
 
-// CodecCall describes one call of a codec stage's Encode or Decode, as the Kit's pipeline
-// reports it to ObserveCodec: stage name, operation ("encode" or "decode"), the payloads in and
-// out, start time, duration and error.
+// CodecCall describes one call of a codec stage's Encode or Decode within a ChainCall: stage
+// name, operation ("encode" or "decode"), the payloads in and out, start time, duration and
+// error.
 type CodecCall = pipeline.CodecCall
+
+// ChainCall describes one run of the Kit's codec chain, as the pipeline reports it to
+// ObserveChain: the operation, the payloads in and out, start time, duration, the call of each
+// stage in the order they ran, and the error of the stage that failed.
+type ChainCall = pipeline.ChainCall
 
 var _ pipeline.Observer = (*Telemetry)(nil)
 
-// opAttrs holds the attribute sets of one stage and operation.
-type opAttrs struct {
-	spanName string
-	spanAttr []attribute.KeyValue
-	durOK    metric.MeasurementOption
-	durErr   metric.MeasurementOption
-	before   metric.MeasurementOption
-	after    metric.MeasurementOption
+// Names of the codec spans: one per run of the chain.
+const (
+	SpanEncode = "payloadkit.encode"
+	SpanDecode = "payloadkit.decode"
+)
+
+// AttrStageDuration returns the attribute key, on a codec span, of the time the stage took, in
+// milliseconds: "payloadkit.<stage>.duration_ms".
+func AttrStageDuration(stage string) attribute.Key {
+	return attribute.Key("payloadkit." + stage + ".duration_ms")
 }
 
-// stageAttrs holds the attribute sets of one stage, by operation (encode, decode), built on
-// first use.
-type stageAttrs [2]opAttrs
+// AttrStageBytesIn returns the attribute key, on a codec span, of the bytes the stage received
+// (sum of proto sizes): "payloadkit.<stage>.bytes_in".
+func AttrStageBytesIn(stage string) attribute.Key {
+	return attribute.Key("payloadkit." + stage + ".bytes_in")
+}
 
-func (t *Telemetry) attrs(stage, op string) *opAttrs {
-	i := 0
-	if op == pipeline.OpDecode {
-		i = 1
-	}
+// AttrStageBytesOut returns the attribute key, on a codec span, of the bytes the stage returned
+// (sum of proto sizes; absent when it failed): "payloadkit.<stage>.bytes_out".
+func AttrStageBytesOut(stage string) attribute.Key {
+	return attribute.Key("payloadkit." + stage + ".bytes_out")
+}
+
+const stageDurationSuffix = ".duration_ms"
+
+// opAttrs holds the metric attribute sets of one stage and operation.
+type opAttrs struct {
+	durOK  metric.MeasurementOption
+	durErr metric.MeasurementOption
+	before metric.MeasurementOption
+	after  metric.MeasurementOption
+}
+
+// stageAttrs holds the span attribute keys of one stage and its metric attribute sets by
+// operation (encode, decode), built on first use.
+type stageAttrs struct {
+	duration, bytesIn, bytesOut attribute.Key
+	ops                         [2]opAttrs
+}
+
+func (t *Telemetry) attrs(stage string) *stageAttrs {
 	if v, ok := t.stageAttrs.Load(stage); ok {
-		return &v.(*stageAttrs)[i]
+		return v.(*stageAttrs)
 	}
-	var a stageAttrs
+	a := &stageAttrs{duration: AttrStageDuration(stage), bytesIn: AttrStageBytesIn(stage), bytesOut: AttrStageBytesOut(stage)}
 	for j, op := range [2]string{pipeline.OpEncode, pipeline.OpDecode} {
-		a[j] = opAttrs{
-			spanName: "payloadkit." + stage + "." + op,
-			spanAttr: []attribute.KeyValue{AttrStage.String(stage), AttrOperation.String(op)},
+		a.ops[j] = opAttrs{
 			durOK: metric.WithAttributeSet(attribute.NewSet(
 				attribute.String("stage", stage), attribute.String("operation", op), attribute.String("outcome", "ok"))),
 			durErr: metric.WithAttributeSet(attribute.NewSet(
@@ -63,18 +89,26 @@ func (t *Telemetry) attrs(stage, op string) *opAttrs {
 				attribute.String("stage", stage), attribute.String("operation", op), attribute.String("position", "after"))),
 		}
 	}
-	v, _ := t.stageAttrs.LoadOrStore(stage, &a)
-	return &v.(*stageAttrs)[i]
+	v, _ := t.stageAttrs.LoadOrStore(stage, a)
+	return v.(*stageAttrs)
 }
 
-// ObserveCodec implements the Kit pipeline's observer hook: it returns the function that
-// records one codec stage call made by a DataConverter bound to ctx and wctx (either may be
-// nil). Each call records a span "payloadkit.<stage>.<encode|decode>" (unless
-// Options.DisableCodecTracing) with the payload count and the bytes in and out (sums of proto
-// sizes), a payloadkit.codec.duration point and payloadkit.payload.size points (position before
-// and after the stage). Failures set the span status to Error with an error.type attribute.
+// Span start options by operation.
+var (
+	encodeStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(AttrOperation.String(pipeline.OpEncode))}
+	decodeStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(AttrOperation.String(pipeline.OpDecode))}
+)
+
+// ObserveChain implements the Kit pipeline's observer hook: it returns the function that
+// records one run of the codec chain made by a DataConverter bound to ctx and wctx (either may
+// be nil). Each run records one span, SpanEncode or SpanDecode (unless
+// Options.DisableCodecTracing), with the payload count, the bytes in and out of the whole chain
+// and, for each stage that ran, its duration and bytes in and out (AttrStageDuration,
+// AttrStageBytesIn, AttrStageBytesOut). Each stage call records a payloadkit.codec.duration
+// point and payloadkit.payload.size points (position before and after the stage). A failure
+// sets the span status to Error with error.type and the failing stage (payloadkit.stage).
 // Spans are children of the span of the bound context (see the package documentation).
-func (t *Telemetry) ObserveCodec(ctx context.Context, wctx workflow.Context) func(CodecCall) {
+func (t *Telemetry) ObserveChain(ctx context.Context, wctx workflow.Context) func(*ChainCall) {
 	parent := t.parentContext(ctx, wctx)
 	durOn := t.codecDuration.Enabled(parent)
 	sizeOn := t.payloadSize.Enabled(parent)
@@ -82,60 +116,84 @@ func (t *Telemetry) ObserveCodec(ctx context.Context, wctx workflow.Context) fun
 	if !tracing && !durOn && !sizeOn {
 		return nil
 	}
-	return func(c CodecCall) {
-		a := t.attrs(c.Stage, c.Op)
-		var span trace.Span
-		if tracing {
-			_, span = t.tracer.Start(parent, a.spanName, trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(c.Start))
-			if !span.IsRecording() {
-				span.End()
-				span = nil
-			}
+	return func(c *ChainCall) { t.recordChain(parent, c, tracing, durOn, sizeOn) }
+}
+
+func (t *Telemetry) recordChain(parent context.Context, c *ChainCall, tracing, durOn, sizeOn bool) {
+	var span trace.Span
+	if tracing {
+		name, opts := SpanEncode, encodeStart
+		if c.Op == pipeline.OpDecode {
+			name, opts = SpanDecode, decodeStart
 		}
-		var inSize, outSize int64
-		if span != nil || sizeOn {
-			inSize = totalSize(c.In)
-			if c.Err == nil {
-				outSize = totalSize(c.Out)
-			}
+		_, span = t.tracer.Start(parent, name, append(opts[:len(opts):len(opts)], trace.WithTimestamp(c.Start))...)
+		if !span.IsRecording() {
+			span.End()
+			span = nil
+		}
+	}
+	op := 0
+	if c.Op == pipeline.OpDecode {
+		op = 1
+	}
+	measure := span != nil || sizeOn
+	var attrs []attribute.KeyValue
+	if span != nil {
+		attrs = make([]attribute.KeyValue, 0, 6+3*len(c.Stages))
+	}
+	var size, chainIn int64
+	if measure {
+		size = totalSize(c.In)
+		chainIn = size
+	}
+	for i := range c.Stages {
+		s := &c.Stages[i]
+		a := t.attrs(s.Stage)
+		var outSize int64
+		if measure && s.Err == nil {
+			outSize = totalSize(s.Out)
 		}
 		if durOn {
-			opt := a.durOK
-			if c.Err != nil {
-				opt = a.durErr
+			opt := a.ops[op].durOK
+			if s.Err != nil {
+				opt = a.ops[op].durErr
 			}
-			t.codecDuration.Record(parent, c.Duration.Seconds(), opt)
+			t.codecDuration.Record(parent, s.Duration.Seconds(), opt)
 		}
 		if sizeOn {
-			t.payloadSize.Record(parent, inSize, a.before)
-			if c.Err == nil {
-				t.payloadSize.Record(parent, outSize, a.after)
+			t.payloadSize.Record(parent, size, a.ops[op].before)
+			if s.Err == nil {
+				t.payloadSize.Record(parent, outSize, a.ops[op].after)
 			}
 		}
-		if span == nil {
-			return
+		if span != nil {
+			attrs = append(attrs, a.duration.Float64(float64(s.Duration.Nanoseconds())/1e6), a.bytesIn.Int64(size))
+			if s.Err == nil {
+				attrs = append(attrs, a.bytesOut.Int64(outSize))
+			}
 		}
-		end := trace.WithTimestamp(c.Start.Add(c.Duration))
-		if c.Err != nil {
-			span.SetAttributes(append(a.spanAttr[:2:2],
-				AttrPayloadCount.Int(len(c.In)),
-				AttrBytesIn.Int64(inSize),
-				AttrOutcome.String("error"),
-				AttrErrorType.String(errorType(c.Err)),
-			)...)
-			span.RecordError(c.Err)
-			span.SetStatus(codes.Error, c.Err.Error())
-			span.End(end)
-			return
-		}
-		span.SetAttributes(append(a.spanAttr[:2:2],
-			AttrPayloadCount.Int(len(c.In)),
-			AttrBytesIn.Int64(inSize),
-			AttrBytesOut.Int64(outSize),
-			AttrOutcome.String("ok"),
-		)...)
-		span.End(end)
+		size = outSize
 	}
+	if span == nil {
+		return
+	}
+	attrs = append(attrs, AttrPayloadCount.Int(len(c.In)), AttrBytesIn.Int64(chainIn))
+	end := trace.WithTimestamp(c.Start.Add(c.Duration))
+	if c.Err != nil {
+		failed := ""
+		if n := len(c.Stages); n > 0 {
+			failed = c.Stages[n-1].Stage
+		}
+		attrs = append(attrs, AttrOutcome.String("error"), AttrStage.String(failed), AttrErrorType.String(errorType(c.Err)))
+		span.SetAttributes(attrs...)
+		span.RecordError(c.Err)
+		span.SetStatus(codes.Error, c.Err.Error())
+		span.End(end)
+		return
+	}
+	attrs = append(attrs, AttrBytesOut.Int64(size), AttrOutcome.String("ok"))
+	span.SetAttributes(attrs...)
+	span.End(end)
 }
 
 func totalSize(payloads []*commonpb.Payload) int64 {

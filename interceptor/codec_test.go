@@ -58,8 +58,8 @@ func TestTracedCodecRecordsSpanAndMetrics(t *testing.T) {
 		t.Fatal("round trip changed payloads")
 	}
 
-	enc := r.ended("payloadkit.compression.encode")
-	dec := r.ended("payloadkit.compression.decode")
+	enc := r.ended(SpanEncode)
+	dec := r.ended(SpanDecode)
 	if len(enc) != 1 || len(dec) != 1 {
 		t.Fatalf("spans: %d encode, %d decode, want 1 and 1", len(enc), len(dec))
 	}
@@ -73,12 +73,19 @@ func TestTracedCodecRecordsSpanAndMetrics(t *testing.T) {
 		in, out int64
 	}{{enc[0], "encode", inSize, outSize}, {dec[0], "decode", outSize, inSize}} {
 		want := map[string]string{
-			"payloadkit.stage":         "compression",
-			"payloadkit.operation":     tc.op,
-			"payloadkit.payload.count": "2",
-			"payloadkit.bytes.in":      strconv.FormatInt(tc.in, 10),
-			"payloadkit.bytes.out":     strconv.FormatInt(tc.out, 10),
-			"payloadkit.outcome":       "ok",
+			"payloadkit.operation":             tc.op,
+			"payloadkit.payload.count":         "2",
+			"payloadkit.bytes.in":              strconv.FormatInt(tc.in, 10),
+			"payloadkit.bytes.out":             strconv.FormatInt(tc.out, 10),
+			"payloadkit.compression.bytes_in":  strconv.FormatInt(tc.in, 10),
+			"payloadkit.compression.bytes_out": strconv.FormatInt(tc.out, 10),
+			"payloadkit.outcome":               "ok",
+		}
+		if _, ok := spanAttr(tc.span, string(AttrStageDuration(stageCompression))); !ok {
+			t.Errorf("%s span has no %s", tc.op, AttrStageDuration(stageCompression))
+		}
+		if _, ok := spanAttr(tc.span, "payloadkit.stage"); ok {
+			t.Errorf("%s span names a failing stage", tc.op)
 		}
 		for k, v := range want {
 			if got, ok := spanAttr(tc.span, k); !ok || got != v {
@@ -122,7 +129,7 @@ func TestTracedCodecErrorStatus(t *testing.T) {
 	if _, err := c.Encode(mustPayloads(t, "x")); !errors.Is(err, errTestKeyMissing) {
 		t.Fatalf("Encode error %v, want errTestKeyMissing", err)
 	}
-	spans := r.ended("payloadkit.encryption.encode")
+	spans := r.ended(SpanEncode)
 	if len(spans) != 1 {
 		t.Fatalf("%d spans, want 1", len(spans))
 	}
@@ -135,6 +142,12 @@ func TestTracedCodecErrorStatus(t *testing.T) {
 	}
 	if got, _ := spanAttr(s, "payloadkit.outcome"); got != "error" {
 		t.Errorf("outcome %q, want error", got)
+	}
+	if got, _ := spanAttr(s, "payloadkit.stage"); got != stageEncryption {
+		t.Errorf("failing stage %q, want %s", got, stageEncryption)
+	}
+	if _, ok := spanAttr(s, "payloadkit.encryption.bytes_out"); ok {
+		t.Error("failed stage has bytes out")
 	}
 	var exception bool
 	for _, e := range s.Events() {
@@ -254,7 +267,7 @@ func TestSerializationContextForwarded(t *testing.T) {
 		if len(seen) != 1 || seen[0] != sc {
 			t.Errorf("%s: codec saw %v, want %v", name, seen, sc)
 		}
-		spans := r.ended("payloadkit.encryption.encode")
+		spans := r.ended(SpanEncode)
 		last := spans[len(spans)-1]
 		if last.Parent().SpanID() != parent.SpanContext().SpanID() {
 			t.Errorf("%s: codec span parent %v, want %v", name, last.Parent().SpanID(), parent.SpanContext().SpanID())
@@ -282,23 +295,48 @@ func TestCodecSpanIsChildOfContextSpan(t *testing.T) {
 		t.Fatal(err)
 	}
 	parent.End()
-	for _, name := range []string{
-		"payloadkit.compression.encode", "payloadkit.encryption.encode",
-		"payloadkit.encryption.decode", "payloadkit.compression.decode",
+	// One span per run of the chain, with every stage's timings and sizes in the order they ran.
+	for _, tc := range []struct {
+		name   string
+		stages []string
+	}{
+		{SpanEncode, []string{stageCompression, stageEncryption}},
+		{SpanDecode, []string{stageEncryption, stageCompression}},
 	} {
-		spans := r.ended(name)
+		spans := r.ended(tc.name)
 		if len(spans) != 1 {
-			t.Fatalf("%s: %d spans, want 1", name, len(spans))
+			t.Fatalf("%s: %d spans, want 1", tc.name, len(spans))
 		}
 		if spans[0].Parent().SpanID() != parent.SpanContext().SpanID() || spans[0].SpanContext().TraceID() != parent.SpanContext().TraceID() {
-			t.Errorf("%s is not a child of the context span", name)
+			t.Errorf("%s is not a child of the context span", tc.name)
+		}
+		var order []string
+		for _, kv := range spans[0].Attributes() {
+			for _, st := range tc.stages {
+				if kv.Key == AttrStageDuration(st) {
+					order = append(order, st)
+				}
+			}
+		}
+		if fmt.Sprint(order) != fmt.Sprint(tc.stages) {
+			t.Errorf("%s: stage attributes in order %v, want %v", tc.name, order, tc.stages)
+		}
+		// Stage sizes chain: each stage receives what the previous one returned.
+		in, _ := spanAttr(spans[0], "payloadkit.bytes.in")
+		first, _ := spanAttr(spans[0], string(AttrStageBytesIn(tc.stages[0])))
+		mid, _ := spanAttr(spans[0], string(AttrStageBytesOut(tc.stages[0])))
+		next, _ := spanAttr(spans[0], string(AttrStageBytesIn(tc.stages[1])))
+		last, _ := spanAttr(spans[0], string(AttrStageBytesOut(tc.stages[1])))
+		out, _ := spanAttr(spans[0], "payloadkit.bytes.out")
+		if in != first || mid != next || last != out || in == "" || out == "" {
+			t.Errorf("%s: sizes in %s, stages %s->%s, %s->%s, out %s", tc.name, in, first, mid, next, last, out)
 		}
 	}
 	// Without a bound context, codec spans are roots.
 	if _, err := dc.ToPayload("y"); err != nil {
 		t.Fatal(err)
 	}
-	spans := r.ended("payloadkit.compression.encode")
+	spans := r.ended(SpanEncode)
 	if spans[len(spans)-1].Parent().IsValid() {
 		t.Error("unbound codec span has a parent")
 	}

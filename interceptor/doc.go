@@ -1,16 +1,22 @@
 // Package interceptor is payloadkit's OpenTelemetry instrumentation: the observer of the Kit's
-// codec stages, payload-size interceptors for clients and workers, and metrics.
+// codec chain, payload-size interceptors for clients and workers, and metrics.
 //
 // The codec pipeline and its context-aware DataConverter are assembled by payloadkit.New and
 // work without telemetry. A Telemetry, built from Options (TracerProvider and MeterProvider
 // default to the OpenTelemetry globals; the instrumentation scope is ScopeName), decorates them:
 //
-//   - ObserveCodec is the pipeline's one hook. Every Encode and Decode of a stage records a span
-//     "payloadkit.<stage>.<encode|decode>" with the payload count and the bytes in and out (sums
-//     of proto sizes), a payloadkit.codec.duration point and payloadkit.payload.size points
-//     (position before and after the stage). Failures set the span status to Error with an
-//     error.type attribute. Codec spans are children of the Temporal SDK tracing interceptor's
-//     spans (see below). Nothing is recorded while a workflow replays.
+//   - ObserveChain is the pipeline's one hook. Every encode or decode through the chain (one
+//     ToPayloads or FromPayloads) records one span, SpanEncode ("payloadkit.encode") or
+//     SpanDecode ("payloadkit.decode"), with the payload count, the chain's bytes in and out
+//     (sums of proto sizes) and, for each stage in the order it ran,
+//     "payloadkit.<stage>.duration_ms", "payloadkit.<stage>.bytes_in" and
+//     "payloadkit.<stage>.bytes_out" (AttrStageDuration, AttrStageBytesIn, AttrStageBytesOut).
+//     A failure sets the span status to Error with error.type, records the error, and names the
+//     failing stage in payloadkit.stage (its bytes_out is absent). Every stage call still
+//     records a payloadkit.codec.duration point and payloadkit.payload.size points (position
+//     before and after the stage). Codec spans are children of the Temporal SDK tracing
+//     interceptor's spans (see below). Nothing is recorded while a workflow replays. A Codec
+//     Server's codecs (Kit.Codecs) run one stage each, so there each span has one stage.
 //   - ClientInterceptors and WorkerInterceptors return the SDK's OpenTelemetry tracing
 //     interceptor (go.temporal.io/sdk/contrib/opentelemetry), built with the same
 //     TracerProvider, and payload-size interceptors. These record the encoded size of workflow
@@ -42,15 +48,18 @@
 //
 // With a client, a worker and one activity the spans nest like this (FormatSpanTree prints it):
 //
-//	StartWorkflow:Greet                 client, input.bytes
-//	├─ payloadkit.compression.encode    workflow input
+//	StartWorkflow:Greet           client, input.bytes
+//	├─ payloadkit.encode          workflow input
 //	└─ RunWorkflow:Greet
-//	   └─ StartActivity:Shout           input.bytes
-//	      ├─ payloadkit.compression.encode  activity input, in the workflow
+//	   └─ StartActivity:Shout     input.bytes
+//	      ├─ payloadkit.encode    activity input, in the workflow
 //	      ├─ RunActivity:Shout
-//	      ├─ payloadkit.compression.decode  activity input, in the activity
-//	      ├─ payloadkit.compression.encode  activity result, in the activity
-//	      └─ payloadkit.compression.decode  activity result, in the workflow
+//	      ├─ payloadkit.decode    activity input, in the activity
+//	      ├─ payloadkit.encode    activity result, in the activity
+//	      └─ payloadkit.decode    activity result, in the workflow
+//
+// FormatSpanTree adds each codec span's stages in the order they ran, for example
+// "payloadkit.encode 90µs 178B -> 495B (compression 21µs -> 178B, encryption 67µs -> 495B)".
 //
 // The SDK decodes an activity's input before, and encodes its result after, the RunActivity
 // span, so those codec spans are children of StartActivity, read from the activity's header.
@@ -58,7 +67,8 @@
 //
 // # Cost
 //
-// Codec telemetry costs a span and a few metric points per codec call (a few microseconds);
+// Codec telemetry costs one span per run of the chain and a few metric points per stage call
+// (a few microseconds; most of a span's cost is the BatchSpanProcessor waking its goroutine);
 // with no-op providers and DisableCodecTracing it costs one Enabled check per instrument and
 // bound DataConverter. Measuring a size costs a context value and the proto size of the
 // encoded Payloads; turn it off entirely with Options.DisablePayloadSize.

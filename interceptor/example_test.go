@@ -26,8 +26,15 @@ func ExampleFormatSpanTree() {
 	run := stub(1, 0, "RunWorkflow:Greet", 0, 3*time.Millisecond)
 	start := stub(2, 1, "StartActivity:Shout", time.Millisecond, time.Millisecond)
 	start.Attributes = append(start.Attributes, interceptor.AttrInputBytes.Int64(1234))
-	enc := stub(3, 2, "payloadkit.compression.encode", time.Millisecond, 120*time.Microsecond)
-	enc.Attributes = append(enc.Attributes, interceptor.AttrBytesIn.Int64(65536), interceptor.AttrBytesOut.Int64(2048))
+	enc := stub(3, 2, interceptor.SpanEncode, time.Millisecond, 140*time.Microsecond)
+	enc.Attributes = append(enc.Attributes,
+		interceptor.AttrStageDuration("compression").Float64(0.12),
+		interceptor.AttrStageBytesIn("compression").Int64(65536),
+		interceptor.AttrStageBytesOut("compression").Int64(2048),
+		interceptor.AttrStageDuration("encryption").Float64(0.015),
+		interceptor.AttrStageBytesIn("encryption").Int64(2048),
+		interceptor.AttrStageBytesOut("encryption").Int64(2136),
+		interceptor.AttrBytesIn.Int64(65536), interceptor.AttrBytesOut.Int64(2136))
 	act := stub(4, 2, "RunActivity:Shout", 1500*time.Microsecond, 400*time.Microsecond)
 
 	spans := tracetest.SpanStubs{act, enc, start, run}.Snapshots()
@@ -35,6 +42,6 @@ func ExampleFormatSpanTree() {
 	// Output:
 	// RunWorkflow:Greet 3ms
 	// └─ StartActivity:Shout 1ms input=1.2KiB
-	//    ├─ payloadkit.compression.encode 120µs 64.0KiB -> 2.0KiB
+	//    ├─ payloadkit.encode 140µs 64.0KiB -> 2.1KiB (compression 120µs -> 2.0KiB, encryption 15µs -> 2.1KiB)
 	//    └─ RunActivity:Shout 400µs
 }

@@ -12,11 +12,12 @@ import (
 )
 
 // FormatSpanTree renders spans as an indented tree, one span a line: name, duration, and the
-// payloadkit sizes recorded on it (codec bytes in -> out, input and result sizes). Children
-// follow their parent ordered by start time; spans whose parent is not in spans are roots.
+// payloadkit sizes recorded on it (codec bytes in -> out, then each stage of a codec span in the
+// order it ran with its duration and output size, input and result sizes). Children follow
+// their parent ordered by start time; spans whose parent is not in spans are roots.
 //
 //	StartWorkflow:Greet 2ms input=1.2KiB
-//	├─ payloadkit.compression.encode 120µs 64.0KiB -> 1.2KiB
+//	├─ payloadkit.encode 140µs 64.0KiB -> 1.3KiB (compression 120µs -> 1.2KiB, encryption 15µs -> 1.3KiB)
 //	└─ RunWorkflow:Greet 1ms
 func FormatSpanTree(spans []sdktrace.ReadOnlySpan) string {
 	ids := make(map[trace.SpanID]bool, len(spans))
@@ -90,6 +91,9 @@ func spanLine(s sdktrace.ReadOnlySpan) string {
 	case hasIn:
 		fmt.Fprintf(&b, " %s -> error", formatBytes(in.AsInt64()))
 	}
+	if stages := stageSummary(s.Attributes(), attrs); stages != "" {
+		fmt.Fprintf(&b, " (%s)", stages)
+	}
 	if v, ok := attrs[AttrInputBytes]; ok {
 		fmt.Fprintf(&b, " input=%s", formatBytes(v.AsInt64()))
 	}
@@ -103,6 +107,26 @@ func spanLine(s sdktrace.ReadOnlySpan) string {
 		}
 	}
 	return b.String()
+}
+
+// stageSummary lists the stages of a codec span in the order their attributes were set (the
+// order they ran): "compression 120µs -> 1.2KiB, encryption 15µs -> error".
+func stageSummary(list []attribute.KeyValue, attrs map[attribute.Key]attribute.Value) string {
+	var parts []string
+	for _, kv := range list {
+		k := string(kv.Key)
+		if !strings.HasPrefix(k, "payloadkit.") || !strings.HasSuffix(k, stageDurationSuffix) {
+			continue
+		}
+		stage := strings.TrimSuffix(strings.TrimPrefix(k, "payloadkit."), stageDurationSuffix)
+		d := time.Duration(kv.Value.AsFloat64() * float64(time.Millisecond))
+		out := "error"
+		if v, ok := attrs[AttrStageBytesOut(stage)]; ok {
+			out = formatBytes(v.AsInt64())
+		}
+		parts = append(parts, fmt.Sprintf("%s %s -> %s", stage, formatDuration(d), out))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func formatDuration(d time.Duration) string {

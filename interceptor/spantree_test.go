@@ -18,8 +18,8 @@ func TestFormatSpanTreeOrphansAndErrors(t *testing.T) {
 	a := tracetest.SpanStub{Name: "b-root", SpanContext: sc(1), StartTime: t0, EndTime: t0.Add(2 * time.Second)}
 	// Parent 7 is not in the set: an orphan is printed as a root.
 	b := tracetest.SpanStub{Name: "a-orphan", SpanContext: sc(2), Parent: sc(7), StartTime: t0, EndTime: t0.Add(time.Microsecond)}
-	c := tracetest.SpanStub{Name: "payloadkit.encryption.encode", SpanContext: sc(3), Parent: sc(1), StartTime: t0, EndTime: t0.Add(5 * time.Millisecond)}
-	c.Attributes = append(c.Attributes, AttrBytesIn.Int64(512))
+	c := tracetest.SpanStub{Name: SpanEncode, SpanContext: sc(3), Parent: sc(1), StartTime: t0, EndTime: t0.Add(5 * time.Millisecond)}
+	c.Attributes = append(c.Attributes, AttrStageDuration("encryption").Float64(4.5), AttrStageBytesIn("encryption").Int64(512), AttrBytesIn.Int64(512))
 	d := tracetest.SpanStub{Name: "RunActivity:X", SpanContext: sc(4), Parent: sc(1), StartTime: t0.Add(time.Millisecond), EndTime: t0.Add(3 * time.Millisecond)}
 	d.Attributes = append(d.Attributes, AttrResultBytes.Int64(3<<20))
 	d.Events = []sdktrace.Event{{Name: EventLargePayload, Time: t0}}
@@ -27,7 +27,7 @@ func TestFormatSpanTreeOrphansAndErrors(t *testing.T) {
 	want := strings.Join([]string{
 		"a-orphan 1µs",
 		"b-root 2s",
-		"├─ payloadkit.encryption.encode 5ms 512B -> error",
+		"├─ payloadkit.encode 5ms 512B -> error (encryption 4.5ms -> error)",
 		"└─ RunActivity:X 2ms result=3.0MiB [large payload]",
 		"",
 	}, "\n")

@@ -43,7 +43,8 @@ const (
 	MetricOffloadBytes   = "payloadkit.offload.bytes"
 )
 
-// Span attribute keys set by payloadkit.
+// Span attribute keys set by payloadkit. On codec spans AttrStage names the stage that failed;
+// per-stage timings and sizes use AttrStageDuration, AttrStageBytesIn and AttrStageBytesOut.
 const (
 	AttrStage        = attribute.Key("payloadkit.stage")
 	AttrOperation    = attribute.Key("payloadkit.operation")
@@ -102,8 +103,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Telemetry is the instrumentation built from Options: the observer of the Kit's codec stages
-// (ObserveCodec), interceptors, and recorders for key and offload events. It is safe for
+// Telemetry is the instrumentation built from Options: the observer of the Kit's codec chain
+// (ObserveChain), interceptors, and recorders for key and offload events. It is safe for
 // concurrent use.
 type Telemetry struct {
 	opts   Options

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/payloadkit/payloadkit/codec"
+	"github.com/payloadkit/payloadkit/interceptor"
 	"github.com/payloadkit/payloadkit/workflowtest"
 )
 
@@ -40,13 +41,13 @@ func ExampleNewKit() {
 	fmt.Println("all encrypted:", k.AssertAllEncrypted(t))
 	fmt.Println("offloaded payloads:", len(k.Offloaded()))
 	fmt.Println("GenerateDataKey calls:", k.KMSCalls(workflowtest.KMSGenerateDataKey))
-	fmt.Println("encryption spans:", len(k.FindSpans("payloadkit.encryption.encode")) > 0)
+	fmt.Println("encode spans:", len(k.FindSpans(interceptor.SpanEncode)) > 0)
 	// Output:
 	// receipt: o-1 1111 16384 bytes
 	// all encrypted: true
 	// offloaded payloads: 2
 	// GenerateDataKey calls: 1
-	// encryption spans: true
+	// encode spans: true
 }
 
 // Assertions report what they find with t.Errorf: here, payloads that left unencrypted.

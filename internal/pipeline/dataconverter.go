@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,8 +31,8 @@ var (
 )
 
 // build makes the codec data converter: the parent with the serialization context and the
-// bound contexts forwarded, and each stage with the serialization context applied and, when
-// there is an observer, observed through this converter's binding.
+// bound contexts forwarded, and the stages with the serialization context applied and, when
+// there is an observer, run as one chain observed through this converter's binding.
 func (d *dataConverter) build() {
 	parent := d.p.parent
 	if d.sc != nil {
@@ -45,20 +46,31 @@ func (d *dataConverter) build() {
 			parent = ca.WithContext(d.ctx)
 		}
 	}
-	b := &binding{p: d.p, ctx: d.ctx, wctx: d.wctx}
 	stages := d.p.stages
-	codecs := make([]converter.PayloadCodec, 0, len(stages))
-	// NewCodecDataConverter applies codecs last-to-first on encode.
-	for i := len(stages) - 1; i >= 0; i-- {
-		c := stages[i].Codec
+	codecs := make([]converter.PayloadCodec, len(stages))
+	for i, s := range stages {
+		c := s.Codec
 		if d.sc != nil {
 			if cc, ok := c.(converter.PayloadCodecWithSerializationContext); ok {
 				c = cc.WithSerializationContext(d.sc)
 			}
 		}
-		codecs = append(codecs, d.p.wrap(stages[i], c, b))
+		codecs[i] = c
 	}
-	d.DataConverter = converter.NewCodecDataConverter(parent, codecs...)
+	switch {
+	case d.p.observer == nil || len(codecs) == 0:
+		// NewCodecDataConverter applies codecs last-to-first on encode.
+		slices.Reverse(codecs)
+		d.DataConverter = converter.NewCodecDataConverter(parent, codecs...)
+	default:
+		// One observed codec runs the whole chain, so that the observer sees one run per
+		// ToPayloads or FromPayloads.
+		d.DataConverter = converter.NewCodecDataConverter(parent, &chainCodec{
+			names:  d.p.names,
+			codecs: codecs,
+			b:      &binding{p: d.p, ctx: d.ctx, wctx: d.wctx},
+		})
+	}
 }
 
 func (d *dataConverter) with(edit func(*dataConverter)) *dataConverter {
@@ -130,63 +142,113 @@ type binding struct {
 	wctx workflow.Context
 
 	once sync.Once
-	rec  func(CodecCall)
+	rec  func(*ChainCall)
 }
 
 // recorder returns the observing function of b, or nil when nothing is to be recorded (no
 // observer, the bound workflow is replaying, or the observer declined).
-func (b *binding) recorder() func(CodecCall) {
+func (b *binding) recorder() func(*ChainCall) {
 	if b.wctx != nil && workflow.IsReplaying(b.wctx) {
 		return nil
 	}
-	b.once.Do(func() { b.rec = b.p.observer.ObserveCodec(b.ctx, b.wctx) })
+	b.once.Do(func() { b.rec = b.p.observer.ObserveChain(b.ctx, b.wctx) })
 	return b.rec
 }
 
-// observedCodec reports each call of one stage's codec to the binding's observer.
-type observedCodec struct {
-	name string
-	next converter.PayloadCodec
-	b    *binding
+// chainCodec runs stages as one codec and reports each run to the binding's observer.
+type chainCodec struct {
+	names  []string                 // stage names, encode order
+	codecs []converter.PayloadCodec // stage codecs, encode order
+	b      *binding
 }
 
 var (
-	_ converter.PayloadCodec                         = (*observedCodec)(nil)
-	_ converter.PayloadCodecWithSerializationContext = (*observedCodec)(nil)
+	_ converter.PayloadCodec                         = (*chainCodec)(nil)
+	_ converter.PayloadCodecWithSerializationContext = (*chainCodec)(nil)
 )
 
-// Encode implements converter.PayloadCodec.
-func (c *observedCodec) Encode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
+// Encode implements converter.PayloadCodec: the stages in order.
+func (c *chainCodec) Encode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	rec := c.b.recorder()
 	if rec == nil {
-		return c.next.Encode(in)
+		var err error
+		for _, s := range c.codecs {
+			if in, err = s.Encode(in); err != nil {
+				return nil, err
+			}
+		}
+		return in, nil
 	}
-	start := time.Now()
-	out, err := c.next.Encode(in)
-	rec(CodecCall{Stage: c.name, Op: OpEncode, In: in, Out: out, Start: start, Duration: time.Since(start), Err: err})
-	return out, err
+	return c.run(rec, OpEncode, in)
 }
 
-// Decode implements converter.PayloadCodec.
-func (c *observedCodec) Decode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
+// Decode implements converter.PayloadCodec: the stages in reverse order.
+func (c *chainCodec) Decode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	rec := c.b.recorder()
 	if rec == nil {
-		return c.next.Decode(in)
+		var err error
+		for i := len(c.codecs) - 1; i >= 0; i-- {
+			if in, err = c.codecs[i].Decode(in); err != nil {
+				return nil, err
+			}
+		}
+		return in, nil
 	}
+	return c.run(rec, OpDecode, in)
+}
+
+// run runs the stages for op, timing each, and reports the run to rec.
+func (c *chainCodec) run(rec func(*ChainCall), op string, in []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	call := &ChainCall{Op: op, In: in}
+	call.Stages = call.inline[:0]
+	n := len(c.codecs)
 	start := time.Now()
-	out, err := c.next.Decode(in)
-	rec(CodecCall{Stage: c.name, Op: OpDecode, In: in, Out: out, Start: start, Duration: time.Since(start), Err: err})
-	return out, err
+	call.Start = start
+	cur := in
+	for k := range n {
+		i := k
+		if op == OpDecode {
+			i = n - 1 - k
+		}
+		sc := CodecCall{Stage: c.names[i], Op: op, In: cur, Start: start}
+		var out []*commonpb.Payload
+		var err error
+		if op == OpDecode {
+			out, err = c.codecs[i].Decode(cur)
+		} else {
+			out, err = c.codecs[i].Encode(cur)
+		}
+		end := time.Now()
+		sc.Duration = end.Sub(start)
+		start = end
+		if err != nil {
+			sc.Err = err
+			call.Stages = append(call.Stages, sc)
+			call.Err = err
+			call.Duration = end.Sub(call.Start)
+			rec(call)
+			return nil, err
+		}
+		sc.Out = out
+		call.Stages = append(call.Stages, sc)
+		cur = out
+	}
+	call.Out = cur
+	call.Duration = start.Sub(call.Start)
+	rec(call)
+	return cur, nil
 }
 
 // WithSerializationContext implements converter.PayloadCodecWithSerializationContext: it
-// forwards sc to the stage's codec (a Codec Server binds its codecs to a namespace this way).
-func (c *observedCodec) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
-	n, ok := c.next.(converter.PayloadCodecWithSerializationContext)
-	if !ok {
-		return c
-	}
+// forwards sc to the stages' codecs (a Codec Server binds its codecs to a namespace this way).
+func (c *chainCodec) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
 	cp := *c
-	cp.next = n.WithSerializationContext(sc)
+	cp.codecs = make([]converter.PayloadCodec, len(c.codecs))
+	for i, s := range c.codecs {
+		if n, ok := s.(converter.PayloadCodecWithSerializationContext); ok {
+			s = n.WithSerializationContext(sc)
+		}
+		cp.codecs[i] = s
+	}
 	return &cp
 }

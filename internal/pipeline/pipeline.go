@@ -1,6 +1,6 @@
 // Package pipeline is payloadkit's core: the chain of codec stages and the context-aware
 // DataConverter around it. It runs with no telemetry at all. Telemetry decorates it through one
-// hook, Observer, which sees every stage call; the payload-size guard learns the encoded size of
+// hook, Observer, which sees every run of the chain with the result of each stage; the payload-size guard learns the encoded size of
 // workflow and activity inputs and results from the real encode through Probe.
 package pipeline
 
@@ -36,7 +36,7 @@ type Options struct {
 	Parent converter.DataConverter
 	// Stages in encode order: the first is applied first on encode and last on decode.
 	Stages []Stage
-	// Observer sees every stage call. Defaults to none: stages run bare.
+	// Observer sees every run of the chain. Defaults to none: stages run bare.
 	Observer Observer
 	// Remote reports that a stage calls a remote service (a key provider or a store): the
 	// DataConverter then turns off the SDK's deadlock detector around its calls, each remote
@@ -44,7 +44,7 @@ type Options struct {
 	Remote bool
 }
 
-// CodecCall describes one call of a stage's Encode or Decode.
+// CodecCall describes one call of a stage's Encode or Decode within a ChainCall.
 type CodecCall struct {
 	// Stage is the stage's name.
 	Stage string
@@ -60,20 +60,45 @@ type CodecCall struct {
 	Err error
 }
 
+// ChainCall describes one run of the chain: the encode of a ToPayloads or the decode of a
+// FromPayloads through every stage, or one call of a codec of Pipeline.Codecs.
+type ChainCall struct {
+	// Op is OpEncode or OpDecode.
+	Op string
+	// In holds the payloads the chain received and Out those it returned (nil on error). They
+	// must not be modified or kept after the observing function returns.
+	In, Out []*commonpb.Payload
+	// Start is when the run started and Duration how long it took.
+	Start    time.Time
+	Duration time.Duration
+	// Stages holds one call per stage that ran, in the order they ran (encode order for
+	// OpEncode, reverse for OpDecode). On error the last one is the stage that failed. The
+	// slice must not be kept after the observing function returns.
+	Stages []CodecCall
+	// Err is the error of the failing stage, if any.
+	Err error
+
+	inline [maxInlineStages]CodecCall // backs Stages: one allocation per run
+}
+
+// maxInlineStages is the number of stage calls a run records without a second allocation.
+const maxInlineStages = 4
+
 // Observer is the one hook through which telemetry sees the pipeline.
 type Observer interface {
-	// ObserveCodec returns the function to call after each stage call made through a
+	// ObserveChain returns the function to call after each run of the chain made through a
 	// DataConverter bound to ctx (WithContext) and wctx (WithWorkflowContext); either or both
 	// may be nil. It returns nil to record nothing. It is called at most once per bound
-	// DataConverter, lazily, on its first stage call made while the bound workflow is not
+	// DataConverter, lazily, on its first run made while the bound workflow is not
 	// replaying; nothing is observed while it replays.
-	ObserveCodec(ctx context.Context, wctx workflow.Context) func(CodecCall)
+	ObserveChain(ctx context.Context, wctx workflow.Context) func(*ChainCall)
 }
 
 // Pipeline is the assembled chain. It is safe for concurrent use.
 type Pipeline struct {
 	parent   converter.DataConverter
 	stages   []Stage
+	names    []string // stage names, encode order
 	observer Observer
 	remote   bool
 	dc       converter.DataConverter
@@ -85,6 +110,9 @@ func New(opts Options) *Pipeline {
 		parent:   opts.Parent,
 		stages:   append([]Stage(nil), opts.Stages...),
 		observer: opts.Observer,
+	}
+	for _, s := range p.stages {
+		p.names = append(p.names, s.Name)
 	}
 	if p.parent == nil {
 		p.parent = converter.GetDefaultDataConverter()
@@ -126,20 +154,18 @@ func (p *Pipeline) DataConverterFor(namespace string) converter.DataConverter {
 func (p *Pipeline) DataConverter() converter.DataConverter { return p.dc }
 
 // Codecs returns the stages' codecs in the order converter.NewCodecDataConverter expects them
-// (the last is applied first on encode), observed with no bound context: for a Codec Server.
+// (the last is applied first on encode), for a Codec Server. With an observer each is observed
+// with no bound context, as a chain of its one stage.
 func (p *Pipeline) Codecs() []converter.PayloadCodec {
 	b := &binding{p: p}
 	out := make([]converter.PayloadCodec, 0, len(p.stages))
 	for i := len(p.stages) - 1; i >= 0; i-- {
-		out = append(out, p.wrap(p.stages[i], p.stages[i].Codec, b))
+		s := p.stages[i]
+		if p.observer == nil {
+			out = append(out, s.Codec)
+			continue
+		}
+		out = append(out, &chainCodec{names: []string{s.Name}, codecs: []converter.PayloadCodec{s.Codec}, b: b})
 	}
 	return out
-}
-
-// wrap returns c observed as stage s through b, or c itself without an observer.
-func (p *Pipeline) wrap(s Stage, c converter.PayloadCodec, b *binding) converter.PayloadCodec {
-	if p.observer == nil {
-		return c
-	}
-	return &observedCodec{name: s.Name, next: c, b: b}
 }

@@ -173,21 +173,23 @@ func TestContextForwardedToParent(t *testing.T) {
 type fakeObserver struct {
 	mu    sync.Mutex
 	binds []context.Context
-	calls []CodecCall
+	calls []CodecCall // stage calls, flattened
+	runs  []string    // op of each chain run
 }
 
-func (o *fakeObserver) ObserveCodec(ctx context.Context, _ workflow.Context) func(CodecCall) {
+func (o *fakeObserver) ObserveChain(ctx context.Context, _ workflow.Context) func(*ChainCall) {
 	o.mu.Lock()
 	o.binds = append(o.binds, ctx)
 	o.mu.Unlock()
-	return func(c CodecCall) {
+	return func(c *ChainCall) {
 		o.mu.Lock()
-		o.calls = append(o.calls, c)
+		o.runs = append(o.runs, c.Op)
+		o.calls = append(o.calls, c.Stages...)
 		o.mu.Unlock()
 	}
 }
 
-func TestObserverSeesEachStageCall(t *testing.T) {
+func TestObserverSeesOneRunPerChainCall(t *testing.T) {
 	obs := &fakeObserver{}
 	a, b := newTagCodec("a"), newTagCodec("b")
 	p := New(Options{Stages: []Stage{{Name: "first", Codec: a}, {Name: "second", Codec: b}}, Observer: obs})
@@ -202,7 +204,10 @@ func TestObserverSeesEachStageCall(t *testing.T) {
 		t.Fatalf("round trip: %q, %v", out, err)
 	}
 	if len(obs.binds) != 1 || obs.binds[0] != ctx {
-		t.Errorf("ObserveCodec called with %v, want once with the bound context", obs.binds)
+		t.Errorf("ObserveChain called with %v, want once with the bound context", obs.binds)
+	}
+	if len(obs.runs) != 2 || obs.runs[0] != OpEncode || obs.runs[1] != OpDecode {
+		t.Errorf("chain runs %v, want one encode and one decode", obs.runs)
 	}
 	want := []struct{ stage, op string }{{"first", OpEncode}, {"second", OpEncode}, {"second", OpDecode}, {"first", OpDecode}}
 	if len(obs.calls) != len(want) {

@@ -35,9 +35,11 @@ func TestQuickstart(t *testing.T) {
 		"static keyring",
 		"file store",
 		"binary/claim-check",
-		"payloadkit.compression.encode",
-		"payloadkit.encryption.encode",
-		"payloadkit.offload.encode",
+		"payloadkit.encode",
+		"payloadkit.decode",
+		"(compression ",
+		", encryption ",
+		", offload ",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
