@@ -321,18 +321,18 @@ func (c *Encryption) seal(dk DataKey, plaintext []byte) ([]byte, error) {
 	if _, err := io.ReadFull(c.rand, messageID[:]); err != nil {
 		return nil, fmt.Errorf("reading message id: %w", err)
 	}
-	var keys derivedKeys
-	if err := deriveKeysInto(&keys, dk.Plaintext, messageID[:]); err != nil {
+	aesKey, commitment, err := deriveKeys(dk.Plaintext, messageID[:])
+	if err != nil {
 		return nil, err
 	}
-	defer clear(keys.aesKey[:])
-	aead, err := newGCM(keys.aesKey[:])
+	defer clear(aesKey)
+	aead, err := newGCM(aesKey)
 	if err != nil {
 		return nil, err
 	}
 	size := len(formatMagic) + 1 + 2 + len(dk.KeyID) + 2 + len(dk.Encrypted) + messageIDSize + commitmentSize + len(c.ctxBytes)
 	buf := make([]byte, 0, size+len(plaintext)+gcmTagSize)
-	buf = appendHeader(buf, dk.KeyID, dk.Encrypted, messageID[:], keys.commitment[:], c.ctxBytes)
+	buf = appendHeader(buf, dk.KeyID, dk.Encrypted, messageID[:], commitment, c.ctxBytes)
 	return aead.Seal(buf, zeroNonce[:], plaintext, buf), nil
 }
 
@@ -408,15 +408,15 @@ func (c *Encryption) open(p *commonpb.Payload, batch *map[string][]byte) (*commo
 		defer clear(dataKey)
 	}
 
-	var keys derivedKeys
-	if err := deriveKeysInto(&keys, dataKey, h.messageID); err != nil {
+	aesKey, commitment, err := deriveKeys(dataKey, h.messageID)
+	if err != nil {
 		return nil, h.keyID, err
 	}
-	defer clear(keys.aesKey[:])
-	if subtle.ConstantTimeCompare(keys.commitment[:], h.commitment) != 1 {
+	defer clear(aesKey)
+	if subtle.ConstantTimeCompare(commitment, h.commitment) != 1 {
 		return nil, h.keyID, fmt.Errorf("%w: %w", ErrDecrypt, ErrKeyCommitment)
 	}
-	aead, err := newGCM(keys.aesKey[:])
+	aead, err := newGCM(aesKey)
 	if err != nil {
 		return nil, h.keyID, err
 	}

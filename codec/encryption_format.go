@@ -246,45 +246,24 @@ func parseHeader(data []byte) (*envelopeHeader, []byte, error) {
 	return h, ct, nil
 }
 
-// derivedKeys holds the per-message AES key and the key commitment of one message.
-type derivedKeys struct {
-	aesKey     [DataKeySize]byte
-	commitment [commitmentSize]byte
-}
-
-// deriveKeysInto derives the per-message AES key and the key commitment from a data key into
-// d: HKDF-SHA512 (RFC 5869, crypto/hkdf) with salt = message id and secret = data key, one
+// deriveKeys derives the per-message AES key and the key commitment from a data key:
+// HKDF-SHA512 (RFC 5869, crypto/hkdf) with salt = message id and secret = data key, one
 // expansion per label.
-func deriveKeysInto(d *derivedKeys, dataKey, messageID []byte) error {
+func deriveKeys(dataKey, messageID []byte) (aesKey, commitment []byte, err error) {
 	prk, err := hkdf.Extract(sha512.New, dataKey, messageID)
 	if err != nil {
-		return err
-	}
-	defer clear(prk)
-	aesKey, err := hkdf.Expand(sha512.New, prk, labelDeriveKey, DataKeySize)
-	if err != nil {
-		return err
-	}
-	copy(d.aesKey[:], aesKey)
-	clear(aesKey)
-	commitment, err := hkdf.Expand(sha512.New, prk, labelCommitKey, commitmentSize)
-	if err != nil {
-		clear(d.aesKey[:])
-		return err
-	}
-	copy(d.commitment[:], commitment)
-	return nil
-}
-
-// deriveKeys derives the per-message AES key and the key commitment from a data key.
-func deriveKeys(dataKey, messageID []byte) (aesKey, commitment []byte, err error) {
-	var d derivedKeys
-	if err := deriveKeysInto(&d, dataKey, messageID); err != nil {
 		return nil, nil, err
 	}
-	aesKey = bytes.Clone(d.aesKey[:])
-	commitment = bytes.Clone(d.commitment[:])
-	clear(d.aesKey[:])
+	defer clear(prk)
+	aesKey, err = hkdf.Expand(sha512.New, prk, labelDeriveKey, DataKeySize)
+	if err != nil {
+		return nil, nil, err
+	}
+	commitment, err = hkdf.Expand(sha512.New, prk, labelCommitKey, commitmentSize)
+	if err != nil {
+		clear(aesKey)
+		return nil, nil, err
+	}
 	return aesKey, commitment, nil
 }
 

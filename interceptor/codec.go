@@ -20,8 +20,7 @@ import (
 )
 
 // CodecCall describes one call of a codec stage's Encode or Decode within a ChainCall: stage
-// name, operation ("encode" or "decode"), the payloads in and out, start time, duration and
-// error.
+// name, the payloads in and out, duration and error.
 type CodecCall = pipeline.CodecCall
 
 // ChainCall describes one run of the Kit's codec chain, as the pipeline reports it to

@@ -210,7 +210,7 @@ func (c *chainCodec) run(rec func(*ChainCall), op string, in []*commonpb.Payload
 		if op == OpDecode {
 			i = n - 1 - k
 		}
-		sc := CodecCall{Stage: c.names[i], Op: op, In: cur, Start: start}
+		sc := CodecCall{Stage: c.names[i], In: cur}
 		var out []*commonpb.Payload
 		var err error
 		if op == OpDecode {

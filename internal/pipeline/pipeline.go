@@ -1,7 +1,8 @@
 // Package pipeline is payloadkit's core: the chain of codec stages and the context-aware
 // DataConverter around it. It runs with no telemetry at all. Telemetry decorates it through one
-// hook, Observer, which sees every run of the chain with the result of each stage; the payload-size guard learns the encoded size of
-// workflow and activity inputs and results from the real encode through Probe.
+// hook, Observer, which sees every run of the chain with the result of each stage; the
+// payload-size guard learns the encoded size of workflow and activity inputs and results from
+// the real encode through Probe.
 package pipeline
 
 import (
@@ -13,7 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Operations reported in CodecCall.Op.
+// Operations reported in ChainCall.Op.
 const (
 	OpEncode = "encode"
 	OpDecode = "decode"
@@ -44,17 +45,15 @@ type Options struct {
 	Remote bool
 }
 
-// CodecCall describes one call of a stage's Encode or Decode within a ChainCall.
+// CodecCall describes one call of a stage's Encode or Decode within a ChainCall (whose Op it
+// shares).
 type CodecCall struct {
 	// Stage is the stage's name.
 	Stage string
-	// Op is OpEncode or OpDecode.
-	Op string
 	// In holds the payloads the stage received and Out those it returned (nil on error). They
 	// must not be modified or kept after the observing function returns.
 	In, Out []*commonpb.Payload
-	// Start is when the call started and Duration how long it took.
-	Start    time.Time
+	// Duration is how long the call took; the calls of a run follow one another from its Start.
 	Duration time.Duration
 	// Err is the call's error, if any.
 	Err error
@@ -110,6 +109,7 @@ func New(opts Options) *Pipeline {
 		parent:   opts.Parent,
 		stages:   append([]Stage(nil), opts.Stages...),
 		observer: opts.Observer,
+		remote:   opts.Remote,
 	}
 	for _, s := range p.stages {
 		p.names = append(p.names, s.Name)
@@ -117,7 +117,6 @@ func New(opts Options) *Pipeline {
 	if p.parent == nil {
 		p.parent = converter.GetDefaultDataConverter()
 	}
-	p.remote = opts.Remote
 	p.dc = p.DataConverterFor("")
 	return p
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
@@ -173,8 +174,15 @@ func TestContextForwardedToParent(t *testing.T) {
 type fakeObserver struct {
 	mu    sync.Mutex
 	binds []context.Context
-	calls []CodecCall // stage calls, flattened
-	runs  []string    // op of each chain run
+	calls []observedCall // stage calls, flattened
+	runs  []string       // op of each chain run
+}
+
+// observedCall is a stage call with the operation and start of its chain run.
+type observedCall struct {
+	CodecCall
+	op    string
+	start time.Time
 }
 
 func (o *fakeObserver) ObserveChain(ctx context.Context, _ workflow.Context) func(*ChainCall) {
@@ -184,7 +192,9 @@ func (o *fakeObserver) ObserveChain(ctx context.Context, _ workflow.Context) fun
 	return func(c *ChainCall) {
 		o.mu.Lock()
 		o.runs = append(o.runs, c.Op)
-		o.calls = append(o.calls, c.Stages...)
+		for _, s := range c.Stages {
+			o.calls = append(o.calls, observedCall{CodecCall: s, op: c.Op, start: c.Start})
+		}
 		o.mu.Unlock()
 	}
 }
@@ -215,7 +225,7 @@ func TestObserverSeesOneRunPerChainCall(t *testing.T) {
 	}
 	for i, w := range want {
 		c := obs.calls[i]
-		if c.Stage != w.stage || c.Op != w.op || len(c.In) != 1 || len(c.Out) != 1 || c.Err != nil || c.Start.IsZero() {
+		if c.Stage != w.stage || c.op != w.op || len(c.In) != 1 || len(c.Out) != 1 || c.Err != nil || c.start.IsZero() {
 			t.Errorf("call %d = %+v, want %s %s with one payload in and out", i, c, w.stage, w.op)
 		}
 	}
