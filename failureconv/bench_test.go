@@ -24,7 +24,7 @@ func BenchmarkFailureRoundTrip(b *testing.B) {
 		{"sdk-encoded", temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{DataConverter: dc, EncodeCommonAttributes: true})},
 		{"failureconv", ours},
 	}
-	err := temporal.NewApplicationErrorWithCause(secret, "PaymentDeclined", errors.New("upstream"), secretDetails{CardNumber: "4111", Amount: 1})
+	err := temporal.NewApplicationErrorWithCause(secret, "PaymentDeclined", errors.New("upstream"), secretDetails{CardNumber: secretCardNumber, Amount: 1})
 	var baseline float64
 	for _, alt := range alternatives {
 		b.Run(alt.name, func(b *testing.B) {

@@ -24,11 +24,11 @@ func TestEnvelopeEncryptionBindsNamespace(t *testing.T) {
 	payments := c.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "payments", WorkflowID: "wf"})
 	marketing := c.WithSerializationContext(converter.ActivitySerializationContext{Namespace: "marketing"})
 
-	f := payments.ErrorToFailure(temporal.NewApplicationError(secret, "PaymentDeclined", secretDetails{CardNumber: "4111"}))
+	f := payments.ErrorToFailure(temporal.NewApplicationError(secret, "PaymentDeclined", secretDetails{CardNumber: secretCardNumber}))
 	assert.Equal(t, codec.EncodingEncrypted, string(f.GetEncodedAttributes().GetMetadata()[converter.MetadataEncoding]))
 	assert.Equal(t, codec.EncodingEncrypted,
 		string(f.GetApplicationFailureInfo().GetDetails().GetPayloads()[0].GetMetadata()[converter.MetadataEncoding]))
-	assert.NotContains(t, string(marshal(t, f)), "4111")
+	assert.NotContains(t, string(marshal(t, f)), secretCardNumber)
 
 	var app *temporal.ApplicationError
 	require.ErrorAs(t, payments.FailureToError(f), &app)
@@ -38,7 +38,7 @@ func TestEnvelopeEncryptionBindsNamespace(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNotDecoded)
 	assert.ErrorIs(t, err, codec.ErrNamespaceMismatch)
 	require.ErrorAs(t, marketing.FailureToError(f), &app)
-	assert.NotContains(t, app.Message(), "4111")
+	assert.NotContains(t, app.Message(), secretCardNumber)
 	assert.Contains(t, app.Message(), `current namespace "marketing"`)
 
 	// A converter without context (namespace unknown) still reads it.

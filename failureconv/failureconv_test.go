@@ -140,6 +140,9 @@ type secretDetails struct {
 
 const secret = "card 4111-1111-1111-1111 declined"
 
+// secretCardNumber is long enough that random ciphertext, digests and ids never contain it.
+const secretCardNumber = "4111-1111-1111-1111"
+
 func TestApplicationErrorRoundTripEncrypted(t *testing.T) {
 	dc, _ := sealedDC(t)
 	c := newConv(t, dc, nil, true)
@@ -150,7 +153,7 @@ func TestApplicationErrorRoundTripEncrypted(t *testing.T) {
 	f := c.ErrorToFailure(appErr)
 
 	raw := marshal(t, f)
-	assert.NotContains(t, string(raw), "4111", "the encoded Failure proto holds the secret in plain text")
+	assert.NotContains(t, string(raw), secretCardNumber, "the encoded Failure proto holds the secret in plain text")
 	assert.Equal(t, DefaultPublicMessage, f.GetMessage())
 	assert.Equal(t, DefaultPublicMessage, f.GetCause().GetMessage())
 	assert.Equal(t, sealedEncoding, string(f.GetEncodedAttributes().GetMetadata()[converter.MetadataEncoding]))
@@ -182,7 +185,7 @@ func TestCanceledAndHeartbeatDetailsUseDataConverter(t *testing.T) {
 		decode  func(t *testing.T, err error) converter.EncodedValues
 	}{{
 		name: "canceled",
-		err:  temporal.NewCanceledError(secretDetails{CardNumber: "4111", Amount: 1}),
+		err:  temporal.NewCanceledError(secretDetails{CardNumber: secretCardNumber, Amount: 1}),
 		details: func(f *failurepb.Failure) []*commonpb.Payload {
 			return f.GetCanceledFailureInfo().GetDetails().GetPayloads()
 		},
@@ -193,7 +196,7 @@ func TestCanceledAndHeartbeatDetailsUseDataConverter(t *testing.T) {
 		},
 	}, {
 		name: "heartbeat timeout",
-		err:  temporal.NewHeartbeatTimeoutError(secretDetails{CardNumber: "4111", Amount: 1}),
+		err:  temporal.NewHeartbeatTimeoutError(secretDetails{CardNumber: secretCardNumber, Amount: 1}),
 		details: func(f *failurepb.Failure) []*commonpb.Payload {
 			return f.GetTimeoutFailureInfo().GetLastHeartbeatDetails().GetPayloads()
 		},
@@ -210,10 +213,10 @@ func TestCanceledAndHeartbeatDetailsUseDataConverter(t *testing.T) {
 			ps := tt.details(f)
 			require.Len(t, ps, 1)
 			assert.Equal(t, sealedEncoding, string(ps[0].GetMetadata()[converter.MetadataEncoding]))
-			assert.NotContains(t, string(marshal(t, f)), "4111")
+			assert.NotContains(t, string(marshal(t, f)), secretCardNumber)
 			var d secretDetails
 			require.NoError(t, tt.decode(t, c.FailureToError(f)).Get(&d))
-			assert.Equal(t, secretDetails{CardNumber: "4111", Amount: 1}, d)
+			assert.Equal(t, secretDetails{CardNumber: secretCardNumber, Amount: 1}, d)
 		})
 	}
 }
@@ -237,7 +240,7 @@ func TestSerializationContextReachesCodec(t *testing.T) {
 	inA := c.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: "payments", WorkflowID: "wf"})
 	inB := c.WithSerializationContext(converter.ActivitySerializationContext{Namespace: "marketing"})
 
-	f := inA.ErrorToFailure(temporal.NewApplicationError(secret, "T", secretDetails{CardNumber: "4111"}))
+	f := inA.ErrorToFailure(temporal.NewApplicationError(secret, "T", secretDetails{CardNumber: secretCardNumber}))
 	assert.Equal(t, []string{"payments", "payments"}, codec.seen.list(), "details and attributes are encoded with the namespace")
 
 	var ok *temporal.ApplicationError
@@ -247,7 +250,7 @@ func TestSerializationContextReachesCodec(t *testing.T) {
 	// Another namespace cannot open the attributes: the message says so and keeps no secret.
 	var bad *temporal.ApplicationError
 	require.ErrorAs(t, inB.FailureToError(f), &bad)
-	assert.NotContains(t, bad.Message(), "4111")
+	assert.NotContains(t, bad.Message(), secretCardNumber)
 	assert.True(t, strings.HasPrefix(bad.Message(), DefaultPublicMessage), bad.Message())
 	assert.Contains(t, bad.Message(), "namespace=marketing")
 	_, err := inB.(*Converter).Decode(f)
@@ -281,7 +284,7 @@ func TestDecodedFailureIsEncodedAgainWhenSentOn(t *testing.T) {
 	err := c.FailureToError(f)
 	// The error holds the failure it was decoded from; sending it again must not leak the message.
 	again := c.ErrorToFailure(err)
-	assert.NotContains(t, string(marshal(t, again)), "4111")
+	assert.NotContains(t, string(marshal(t, again)), secretCardNumber)
 	assert.Equal(t, DefaultPublicMessage, again.GetMessage())
 	var got *temporal.ApplicationError
 	require.ErrorAs(t, c.FailureToError(again), &got)
@@ -440,7 +443,7 @@ func TestEncodeErrorFailsClosed(t *testing.T) {
 	c := newConv(t, converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), codec), nil, true)
 	err := temporal.GetDefaultFailureConverter().FailureToError(panicFailure("goroutine 1 [running]:\nsecret.go:1"))
 	f := c.ErrorToFailure(err)
-	assert.NotContains(t, string(marshal(t, f)), "4111")
+	assert.NotContains(t, string(marshal(t, f)), secretCardNumber)
 	assert.NotContains(t, string(marshal(t, f)), "secret.go")
 	assert.Nil(t, f.GetEncodedAttributes())
 	assert.Equal(t, DefaultPublicMessage+" (failureconv: encoding failure attributes: key service unavailable)", f.GetMessage())
@@ -464,7 +467,7 @@ func TestEncodeAttributesDefaultAndOverride(t *testing.T) {
 		assert.Equal(t, tt.want, c.EncodesAttributes())
 		f := c.ErrorToFailure(errors.New(secret))
 		assert.Equal(t, tt.want, f.GetEncodedAttributes() != nil)
-		assert.Equal(t, !tt.want, strings.Contains(f.GetMessage(), "4111"))
+		assert.Equal(t, !tt.want, strings.Contains(f.GetMessage(), secretCardNumber))
 	}
 }
 

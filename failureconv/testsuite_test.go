@@ -89,7 +89,7 @@ func TestWorkflowSeesActivityFailureIntact(t *testing.T) {
 
 	require.NotEmpty(t, sent, "the activity failure did not pass the failure converter")
 	for _, f := range sent {
-		assert.NotContains(t, string(marshal(t, f)), "4111", "a failure crossed the converter in plain text")
+		assert.NotContains(t, string(marshal(t, f)), secretCardNumber, "a failure crossed the converter in plain text")
 		assert.Equal(t, DefaultPublicMessage, f.GetMessage())
 		assert.NotNil(t, f.GetEncodedAttributes())
 	}

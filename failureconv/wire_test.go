@@ -44,7 +44,7 @@ func FuzzFailureToError(f *testing.F) {
 	dc, _ := sealedDC(f)
 	c := newConv(f, dc, &Options{StackTraces: StackTracesTrim, MaxStackTraceSize: 64}, true)
 	seeds := []error{
-		temporal.NewApplicationErrorWithCause(secret, "T", errors.New("cause"), secretDetails{CardNumber: "4111"}),
+		temporal.NewApplicationErrorWithCause(secret, "T", errors.New("cause"), secretDetails{CardNumber: secretCardNumber}),
 		temporal.NewCanceledError("details"),
 		temporal.NewHeartbeatTimeoutError(1, 2),
 		errors.New("plain"),

@@ -29,7 +29,7 @@ func TestActivityFailureReachesWorkflowIntact(t *testing.T) {
 	for _, f := range failures {
 		assert.Equal(t, failureconv.DefaultPublicMessage, f.Failure.GetMessage())
 		assert.NotNil(t, f.Failure.GetEncodedAttributes())
-		assert.NotContains(t, f.Failure.String(), "4111")
+		assert.NotContains(t, f.Failure.String(), secretCard)
 	}
 	assert.True(t, k.AssertAllEncrypted(t))
 }

@@ -41,7 +41,7 @@ func TestKitWorkflowRoundTrip(t *testing.T) {
 	out := k.Recorder().Payloads(workflowtest.Outbound)
 	require.Len(t, out, 4)
 	for _, p := range out {
-		assert.NotContains(t, string(p.Payload.GetData()), "4111", "plain card number left the pipeline")
+		assert.NotContains(t, string(p.Payload.GetData()), secretCard, "plain card number left the pipeline")
 		assert.Equal(t, workflowtest.TestNamespace, p.Namespace())
 	}
 	assert.True(t, k.AssertAllEncrypted(t))
@@ -52,7 +52,7 @@ func TestKitWorkflowRoundTrip(t *testing.T) {
 	require.Len(t, claims, 2)
 	stored, err := k.Store().Get(context.Background(), claims[0].Key)
 	require.NoError(t, err)
-	assert.NotContains(t, string(stored), "4111")
+	assert.NotContains(t, string(stored), secretCard)
 
 	// One data key serves every payload; payloads encrypted here decrypt from the cache.
 	assert.True(t, k.AssertKMSCalls(t, workflowtest.KMSGenerateDataKey, 1))
