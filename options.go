@@ -42,7 +42,11 @@ type Options struct {
 	// Encryption configures AES-256-GCM envelope encryption. Defaults to off.
 	Encryption *codec.EncryptionOptions
 
-	// Offload configures the claim-check stage for large payloads. Defaults to off.
+	// Offload configures the claim-check stage for large payloads. Defaults to off. With
+	// Encryption and an offload stage in codec mode, the Kit's copy of the encryption options
+	// gets DeterministicMinSize = Threshold/2 unless it is set: equal large values then encrypt
+	// to equal bytes within one data key's lifetime, and the offload stage stores them once.
+	// Set Encryption.DeterministicMinSize to -1 to keep every message id random.
 	Offload *offload.Options
 
 	// Telemetry configures OpenTelemetry tracing and metrics. Defaults to on, with the

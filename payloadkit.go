@@ -86,6 +86,18 @@ func New(ctx context.Context, opts Options) (kit *Kit, err error) {
 		}
 		opts.Encryption = &enc
 	}
+	// Large payloads that may be offloaded get deterministic message ids, so that the offload
+	// stage stores an equal value once (see EncryptionOptions.DeterministicMinSize).
+	if opts.Encryption != nil && opts.Encryption.DeterministicMinSize == 0 &&
+		opts.Offload != nil && (opts.Offload.Mode == "" || opts.Offload.Mode == offload.ModeCodec) {
+		enc := *opts.Encryption
+		threshold := opts.Offload.Threshold
+		if threshold <= 0 {
+			threshold = offload.DefaultThreshold
+		}
+		enc.DeterministicMinSize = max(threshold/2, 1)
+		opts.Encryption = &enc
+	}
 	if opts.Offload != nil && opts.Offload.OnObject == nil {
 		off := *opts.Offload
 		off.OnObject = func(e offload.ObjectEvent) {

@@ -161,6 +161,65 @@ func TestCodecOrderCompressEncryptOffload(t *testing.T) {
 	}
 }
 
+// TestOffloadDedupeWithEncryption: with encryption and offload, the same large value encoded
+// twice in one namespace is stored once and the second encode makes no PUT; with
+// DeterministicMinSize -1 every encode stores a new object.
+func TestOffloadDedupeWithEncryption(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		detMin  int
+		objects int
+	}{{"default", 0, 1}, {"random message ids", -1, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := offload.NewMemoryStore()
+			var puts, dedupes atomic.Int64
+			kit := newKit(t, payloadkit.Options{
+				Encryption: &codec.EncryptionOptions{Keys: keyring(t), DeterministicMinSize: tc.detMin},
+				Offload: &offload.Options{Store: store, Threshold: 1024, OnObject: func(e offload.ObjectEvent) {
+					switch e.Operation {
+					case offload.OpPut:
+						puts.Add(1)
+					case offload.OpDeduplicated:
+						dedupes.Add(1)
+					}
+				}},
+			})
+			dc := kit.DataConverterFor("orders")
+			var claims []string
+			for range 3 {
+				p, err := dc.ToPayload(randomOrder(64 << 10))
+				if err != nil {
+					t.Fatal(err)
+				}
+				claims = append(claims, string(p.Data))
+				var out order
+				if err := dc.FromPayload(p, &out); err != nil || out != randomOrder(64<<10) {
+					t.Fatalf("round trip: %v", err)
+				}
+			}
+			if got := len(store.Keys()); got != tc.objects {
+				t.Fatalf("store holds %d objects, want %d", got, tc.objects)
+			}
+			if puts.Load() != int64(tc.objects) || dedupes.Load() != int64(3-tc.objects) {
+				t.Fatalf("%d puts and %d deduplicated, want %d and %d", puts.Load(), dedupes.Load(), tc.objects, 3-tc.objects)
+			}
+			stored, err := store.Get(context.Background(), store.Keys()[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(stored), "ada@example.com") {
+				t.Fatal("stored object holds plaintext")
+			}
+			// A small value is not deterministic: its envelopes differ.
+			a, _ := dc.ToPayload("short")
+			b, _ := dc.ToPayload("short")
+			if string(a.Data) == string(b.Data) {
+				t.Fatal("a small value encrypted to equal envelopes")
+			}
+		})
+	}
+}
+
 func TestInvalidOptionsNameTheField(t *testing.T) {
 	cases := []struct {
 		name string

@@ -76,6 +76,20 @@ type EncryptionOptions struct {
 	// "binary/null") that Decode still accepts unencrypted when RequireEncryption is set.
 	// Defaults to none.
 	PlaintextEncodings []string
+	// DeterministicMinSize, when positive, gives every payload whose marshalled size is at
+	// least this many bytes a deterministic message id instead of a random one: an HMAC-SHA256
+	// of the encryption context and the payload, under a key derived from the data key (see
+	// CipherAES256GCMCommitV1). Equal values encrypted in the same namespace under the same
+	// data key then give byte-identical envelopes, so the offload stage stores them once
+	// (its object keys are the SHA-256 of the stored bytes). The format does not change:
+	// decoders cannot tell the two kinds of message id apart. The cost is that whoever sees
+	// two such envelopes (history readers, the offload store) learns whether they hold the
+	// same value; nothing else about the value. Envelopes under different data keys (another
+	// cache window, another namespace or context) never match. Defaults to 0 (every message
+	// id random); negative values mean the same. The Kit sets it to half the offload
+	// threshold when an offload stage in codec mode follows, unless it is set (use -1 to keep
+	// every message id random).
+	DeterministicMinSize int
 	// CallTimeout bounds each call to a remote key provider. Defaults to DefaultCallTimeout.
 	// Negative values are rejected.
 	CallTimeout time.Duration
@@ -120,6 +134,7 @@ type Encryption struct {
 	allowedIDs map[string]bool // nil: every key id
 	requireEnc bool
 	plainOK    map[string]bool
+	detMin     int // DeterministicMinSize; 0: off
 	rand       io.Reader
 
 	namespace string            // current namespace; "" when unknown
@@ -184,6 +199,7 @@ func NewEncryptionCodec(opts *EncryptionOptions) (*Encryption, error) {
 		allowNoNS:  opts.AllowMissingNamespace,
 		allowNoCtx: opts.AllowMissingContext,
 		requireEnc: opts.RequireEncryption,
+		detMin:     max(opts.DeterministicMinSize, 0),
 		rand:       rand.Reader,
 	}
 	for _, id := range opts.AllowedKeyIDs {
@@ -267,6 +283,11 @@ func (c *Encryption) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, 
 	defer putClearedBuffer(buf)
 	for i, p := range payloads {
 		plaintext, err := marshalPlain.MarshalAppend((*buf)[:0], p)
+		deterministic := c.detMin > 0 && len(plaintext) >= c.detMin
+		if deterministic && err == nil && len(p.GetMetadata()) > 1 {
+			// Equal values must marshal to equal bytes: fix the order of the metadata map.
+			plaintext, err = marshalDeterministic.MarshalAppend(plaintext[:0], p)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("encryption encode [payload=%d]: marshal: %w", i, err)
 		}
@@ -284,7 +305,7 @@ func (c *Encryption) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, 
 				return nil, fmt.Errorf("encryption encode [payload=%d]: %w", i, err)
 			}
 		}
-		data, err := c.seal(dk, plaintext)
+		data, err := c.seal(dk, plaintext, deterministic)
 		if !c.state.cache.Disabled {
 			clear(dk.Plaintext)
 		}
@@ -297,8 +318,11 @@ func (c *Encryption) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, 
 }
 
 // marshalPlain marshals payloads for encryption (map order is not fixed: the random message id
-// makes every envelope unique anyway).
-var marshalPlain = proto.MarshalOptions{}
+// makes every envelope unique anyway); marshalDeterministic is used for deterministic message ids.
+var (
+	marshalPlain         = proto.MarshalOptions{}
+	marshalDeterministic = proto.MarshalOptions{Deterministic: true}
+)
 
 // encryptedMetadata returns the metadata of an encrypted payload under master key keyID. The
 // three values share one allocation, each capped so that appending to one cannot reach another.
@@ -316,9 +340,14 @@ func encryptedMetadata(keyID string) map[string][]byte {
 }
 
 // seal builds header and ciphertext for one marshalled payload, in one exact-size allocation.
-func (c *Encryption) seal(dk DataKey, plaintext []byte) ([]byte, error) {
+// The message id is random, or derived from the context and plaintext when deterministic.
+func (c *Encryption) seal(dk DataKey, plaintext []byte, deterministic bool) ([]byte, error) {
 	var messageID [messageIDSize]byte
-	if _, err := io.ReadFull(c.rand, messageID[:]); err != nil {
+	if deterministic {
+		if err := deterministicMessageID(messageID[:], dk.Plaintext, c.ctxBytes, plaintext); err != nil {
+			return nil, err
+		}
+	} else if _, err := io.ReadFull(c.rand, messageID[:]); err != nil {
 		return nil, fmt.Errorf("reading message id: %w", err)
 	}
 	aesKey, commitment, err := deriveKeys(dk.Plaintext, messageID[:])

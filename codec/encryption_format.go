@@ -5,6 +5,8 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/binary"
 	"fmt"
@@ -24,7 +26,8 @@ const (
 	// key id stored in the authenticated header.
 	MetadataEncryptionKeyID = "encryption-key-id"
 	// CipherAES256GCMCommitV1 names envelope format version 1: AES-256-GCM with a per-message key
-	// and a key commitment derived with HKDF-SHA512 from the data key and a random 256-bit message id.
+	// and a key commitment derived with HKDF-SHA512 from the data key and a 256-bit message id
+	// (random, or deterministic for large payloads: see EncryptionOptions.DeterministicMinSize).
 	CipherAES256GCMCommitV1 = "AES256GCM-HKDF-SHA512-COMMIT/v1"
 )
 
@@ -51,14 +54,17 @@ const (
 //	magic "PKE" | version 0x01
 //	u16 len | master key id           (1..MaxKeyIDLen bytes)
 //	u16 len | encrypted data key      (1..MaxEncryptedDataKeyLen bytes)
-//	message id                        (32 bytes, random per payload)
+//	message id                        (32 bytes, random per payload; or deterministic, see below)
 //	key commitment                    (32 bytes)
 //	u16 n   | n × (u16 len | key, u16 len | value)   encryption context, keys strictly ascending
 //	AES-256-GCM ciphertext and 16-byte tag of the marshalled inner Payload; nonce zero, AAD = header
 //
 // The per-message AES key and the commitment key are HKDF-SHA512 expansions of
 // Extract(salt = message id, secret = data key) with the labels below. The key is unique per
-// message, so the all-zero nonce is never reused under one key.
+// message, so the all-zero nonce is never reused under one key. A deterministic message id
+// (EncryptionOptions.DeterministicMinSize) is HMAC-SHA256(K, u32 len(ctx) | ctx | plaintext)
+// with K = HKDF-SHA512(salt none, secret = data key, info = "payloadkit/v1 MESSAGEID"), 32 bytes,
+// and ctx the canonical encryption context; decoders treat both kinds alike.
 const (
 	formatMagic     = "PKE"
 	formatVersionV1 = 0x01
@@ -67,6 +73,7 @@ const (
 	gcmTagSize      = 16
 	labelDeriveKey  = "payloadkit/v1 DERIVEKEY"
 	labelCommitKey  = "payloadkit/v1 COMMITKEY"
+	labelMessageID  = "payloadkit/v1 MESSAGEID"
 )
 
 var zeroNonce [12]byte
@@ -265,6 +272,28 @@ func deriveKeys(dataKey, messageID []byte) (aesKey, commitment []byte, err error
 		return nil, nil, err
 	}
 	return aesKey, commitment, nil
+}
+
+// deterministicMessageID writes to dst (messageIDSize bytes) the deterministic message id of
+// EncryptionOptions.DeterministicMinSize: HMAC-SHA256 under HKDF-SHA512(data key, label
+// labelMessageID) of the length-prefixed canonical encryption context, then the plaintext.
+// Being a PRF of (context, plaintext) under a secret key, it is unpredictable without the data
+// key and repeats only for an equal plaintext in an equal context, where the whole envelope
+// repeats; so the per-message key and zero nonce are never used for two different plaintexts.
+func deterministicMessageID(dst, dataKey, ctxBytes, plaintext []byte) error {
+	macKey, err := hkdf.Key(sha512.New, dataKey, nil, labelMessageID, sha256.Size)
+	if err != nil {
+		return err
+	}
+	defer clear(macKey)
+	m := hmac.New(sha256.New, macKey)
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(ctxBytes)))
+	m.Write(n[:])
+	m.Write(ctxBytes)
+	m.Write(plaintext)
+	m.Sum(dst[:0])
+	return nil
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
