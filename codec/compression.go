@@ -17,6 +17,8 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/payloadkit/payloadkit/internal/pbwire"
 )
 
 // Algorithm names a compression algorithm.
@@ -315,10 +317,6 @@ type Compression struct {
 
 var _ converter.PayloadCodec = (*Compression)(nil)
 
-// marshalOpts sorts metadata keys, so that equal payloads give equal bytes (and equal objects
-// in a content-addressed offload store).
-var marshalOpts = proto.MarshalOptions{Deterministic: true}
-
 // Encode implements converter.PayloadCodec.
 func (c *Compression) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
@@ -337,12 +335,14 @@ func (c *Compression) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload,
 		if raw == nil {
 			raw, comp = getBuffer(), getBuffer()
 		}
-		// Marshalled straight away rather than sized first: sizing costs about as much as
+		// Marshalled deterministically (metadata keys sorted), so that equal payloads give equal
+		// bytes, hence equal objects in a content-addressed offload store; straight away
+		// rather than sized first: sizing costs about as much as
 		// marshalling, and payloads under MinSize are cheap to marshal.
 		var err error
-		*raw, err = marshalOpts.MarshalAppend((*raw)[:0], p)
+		*raw, err = pbwire.AppendMarshal((*raw)[:0], p, true)
 		if err != nil {
-			if proto.Size(p) < c.minSize {
+			if pbwire.Size(p) < c.minSize {
 				out[i] = p // passed through, as it would be had it marshalled
 				continue
 			}

@@ -14,8 +14,8 @@ import (
 	"go.temporal.io/sdk/contrib/opentelemetry"
 	sdkinterceptor "go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/workflow"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/payloadkit/payloadkit/internal/pbwire"
 	"github.com/payloadkit/payloadkit/internal/pipeline"
 )
 
@@ -56,12 +56,17 @@ func AttrStageBytesOut(stage string) attribute.Key {
 
 const stageDurationSuffix = ".duration_ms"
 
-// opAttrs holds the metric attribute sets of one stage and operation.
+// opAttrs holds the metric attribute sets of one stage and operation, each as a one-element
+// option slice: passing a stored slice to Record allocates nothing, a fresh variadic would.
 type opAttrs struct {
-	durOK  metric.MeasurementOption
-	durErr metric.MeasurementOption
-	before metric.MeasurementOption
-	after  metric.MeasurementOption
+	durOK  []metric.RecordOption
+	durErr []metric.RecordOption
+	before []metric.RecordOption
+	after  []metric.RecordOption
+}
+
+func recordOpts(kvs ...attribute.KeyValue) []metric.RecordOption {
+	return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kvs...))}
 }
 
 // stageAttrs holds the span attribute keys of one stage and its metric attribute sets by
@@ -78,14 +83,10 @@ func (t *Telemetry) attrs(stage string) *stageAttrs {
 	a := &stageAttrs{duration: AttrStageDuration(stage), bytesIn: AttrStageBytesIn(stage), bytesOut: AttrStageBytesOut(stage)}
 	for j, op := range [2]string{pipeline.OpEncode, pipeline.OpDecode} {
 		a.ops[j] = opAttrs{
-			durOK: metric.WithAttributeSet(attribute.NewSet(
-				attribute.String("stage", stage), attribute.String("operation", op), attribute.String("outcome", "ok"))),
-			durErr: metric.WithAttributeSet(attribute.NewSet(
-				attribute.String("stage", stage), attribute.String("operation", op), attribute.String("outcome", "error"))),
-			before: metric.WithAttributeSet(attribute.NewSet(
-				attribute.String("stage", stage), attribute.String("operation", op), attribute.String("position", "before"))),
-			after: metric.WithAttributeSet(attribute.NewSet(
-				attribute.String("stage", stage), attribute.String("operation", op), attribute.String("position", "after"))),
+			durOK:  recordOpts(attribute.String("stage", stage), attribute.String("operation", op), attribute.String("outcome", "ok")),
+			durErr: recordOpts(attribute.String("stage", stage), attribute.String("operation", op), attribute.String("outcome", "error")),
+			before: recordOpts(attribute.String("stage", stage), attribute.String("operation", op), attribute.String("position", "before")),
+			after:  recordOpts(attribute.String("stage", stage), attribute.String("operation", op), attribute.String("position", "after")),
 		}
 	}
 	v, _ := t.stageAttrs.LoadOrStore(stage, a)
@@ -157,12 +158,12 @@ func (t *Telemetry) recordChain(parent context.Context, c *ChainCall, tracing, d
 			if s.Err != nil {
 				opt = a.ops[op].durErr
 			}
-			t.codecDuration.Record(parent, s.Duration.Seconds(), opt)
+			t.codecDuration.Record(parent, s.Duration.Seconds(), opt...)
 		}
 		if sizeOn {
-			t.payloadSize.Record(parent, size, a.ops[op].before)
+			t.payloadSize.Record(parent, size, a.ops[op].before...)
 			if s.Err == nil {
-				t.payloadSize.Record(parent, outSize, a.ops[op].after)
+				t.payloadSize.Record(parent, outSize, a.ops[op].after...)
 			}
 		}
 		if span != nil {
@@ -195,13 +196,7 @@ func (t *Telemetry) recordChain(parent context.Context, c *ChainCall, tracing, d
 	span.End(end)
 }
 
-func totalSize(payloads []*commonpb.Payload) int64 {
-	var n int64
-	for _, p := range payloads {
-		n += int64(proto.Size(p))
-	}
-	return n
-}
+func totalSize(payloads []*commonpb.Payload) int64 { return pbwire.TotalSize(payloads) }
 
 // Types of the errors fmt.Errorf and errors.New make, taken from values those functions
 // return: errorType sees through the wrappings and names a sentinel by its text.

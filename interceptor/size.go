@@ -15,8 +15,8 @@ import (
 	sdkinterceptor "go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/payloadkit/payloadkit/internal/pbwire"
 	"github.com/payloadkit/payloadkit/internal/pipeline"
 )
 
@@ -225,7 +225,7 @@ func (a *sizeActivityInbound) ExecuteActivity(ctx context.Context, in *sdkinterc
 		direction: DirectionResult, application: true}
 	if p, ok := ret.(*commonpb.Payloads); ok {
 		m.span = trace.SpanFromContext(ctx)
-		if err := m.probe(int64(proto.Size(p))); err != nil {
+		if err := m.probe(pbwire.PayloadsSize(p)); err != nil {
 			return nil, err
 		}
 		return ret, nil

@@ -111,10 +111,13 @@ type Telemetry struct {
 	tracer trace.Tracer
 	logger *slog.Logger
 
-	codecDuration  metric.Float64Histogram
-	payloadSize    metric.Int64Histogram
-	kmsRequests    metric.Int64Counter
-	kmsCache       metric.Int64Counter
+	codecDuration metric.Float64Histogram
+	payloadSize   metric.Int64Histogram
+	kmsRequests   metric.Int64Counter
+	kmsCache      metric.Int64Counter
+	// cacheOpts holds the attribute sets of cache lookups of the key operations the codec
+	// reports, by operation and hit, so that the hot path allocates nothing.
+	cacheOpts      map[string]*[2][]metric.AddOption
 	offloadObjects metric.Int64Counter
 	offloadBytes   metric.Int64Counter
 
@@ -172,6 +175,13 @@ func New(opts *Options) (*Telemetry, error) {
 		metric.WithDescription("Data-key cache lookups.")); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", MetricKMSCache, err)
 	}
+	t.cacheOpts = map[string]*[2][]metric.AddOption{}
+	for _, op := range []string{"GenerateDataKey", "Decrypt"} {
+		t.cacheOpts[op] = &[2][]metric.AddOption{
+			{metric.WithAttributeSet(attribute.NewSet(attribute.String("operation", op), attribute.String("result", "miss")))},
+			{metric.WithAttributeSet(attribute.NewSet(attribute.String("operation", op), attribute.String("result", "hit")))},
+		}
+	}
 	if t.offloadObjects, err = meter.Int64Counter(MetricOffloadObjects, metric.WithUnit("{object}"),
 		metric.WithDescription("Offload store operations.")); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", MetricOffloadObjects, err)
@@ -217,6 +227,14 @@ func (t *Telemetry) RecordKeyEvent(e KeyEvent) {
 		t.kmsRequests.Add(ctx, 1, metric.WithAttributes(
 			attribute.String("operation", e.Operation), attribute.String("outcome", outcome(e.Err))))
 	case "cache":
+		if opts := t.cacheOpts[e.Operation]; opts != nil {
+			hit := 0
+			if e.Hit {
+				hit = 1
+			}
+			t.kmsCache.Add(ctx, 1, opts[hit]...)
+			return
+		}
 		result := "miss"
 		if e.Hit {
 			result = "hit"

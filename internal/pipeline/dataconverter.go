@@ -9,7 +9,8 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/workflow"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/payloadkit/payloadkit/internal/pbwire"
 )
 
 // dataConverter is the pipeline's context-aware DataConverter. Each With* method returns a new
@@ -127,7 +128,7 @@ func (d *dataConverter) ToPayloads(values ...any) (*commonpb.Payloads, error) {
 		return ps, err
 	}
 	if probe := findProbe(d.ctx, d.wctx); probe != nil {
-		if err := probe(int64(proto.Size(ps))); err != nil {
+		if err := probe(pbwire.PayloadsSize(ps)); err != nil {
 			return nil, err
 		}
 	}
