@@ -7,6 +7,8 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/payloadkit/payloadkit/internal/benchutil"
 )
 
 // staticGCMEncode is the alternative many users write first (as in the Temporal samples): one
@@ -25,89 +27,75 @@ func staticGCMEncode(key []byte, p *commonpb.Payload) ([]byte, error) {
 	return aead.Seal(nonce, nonce, b, nil), nil
 }
 
-// BenchmarkEncryptionEncode compares, per payload: marshalling alone, a fixed-key AES-GCM
-// codec, payloadkit with its data-key cache, and payloadkit without it (one provider call per
-// payload). Each variant reports its time relative to the fixed-key codec (x-vs-static-gcm)
-// and its key-provider calls per payload.
+// BenchmarkEncryptionEncode compares, per payload and interleaved in one run: marshalling
+// alone, a fixed-key AES-GCM codec, payloadkit with its data-key cache, and payloadkit without
+// it (one provider call per payload). It reports each one's time relative to the fixed-key codec
+// (<alternative>-vs-static-gcm-x) and payloadkit's key-provider calls per payload.
 func BenchmarkEncryptionEncode(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
-		p := sizedPayload(size)
-		var staticNs float64
-		record := func(b *testing.B, calls int64) {
-			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-			if staticNs > 0 {
-				b.ReportMetric(ns/staticNs, "x-vs-static-gcm")
-			}
-			b.ReportMetric(float64(calls)/float64(b.N), "kms-calls/op")
-			b.SetBytes(int64(size))
-		}
-		b.Run(fmt.Sprintf("size=%d/marshal-only", size), func(b *testing.B) {
-			for b.Loop() {
-				if _, err := proto.Marshal(p); err != nil {
-					b.Fatal(err)
-				}
-			}
-			record(b, 0)
-		})
-		b.Run(fmt.Sprintf("size=%d/static-gcm", size), func(b *testing.B) {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			p := sizedPayload(size)
+			in := []*commonpb.Payload{p}
 			key := testKey(3)
-			for b.Loop() {
-				if _, err := staticGCMEncode(key, p); err != nil {
-					b.Fatal(err)
-				}
-			}
-			staticNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-			record(b, 0)
-		})
-		for _, disabled := range []bool{false, true} {
-			name := "payloadkit-cached"
-			if disabled {
-				name = "payloadkit-uncached"
-			}
-			b.Run(fmt.Sprintf("size=%d/%s", size, name), func(b *testing.B) {
-				keys := &countingProvider{inner: newTestKeyring(b, "k1")}
-				c := newTestCodec(b, EncryptionOptions{Keys: keys, Cache: &CacheOptions{Disabled: disabled}})
-				in := []*commonpb.Payload{p}
-				for b.Loop() {
+			cachedKeys := &countingProvider{inner: newTestKeyring(b, "k1")}
+			cached := newTestCodec(b, EncryptionOptions{Keys: cachedKeys})
+			uncachedKeys := &countingProvider{inner: newTestKeyring(b, "k1")}
+			uncached := newTestCodec(b, EncryptionOptions{Keys: uncachedKeys, Cache: &CacheOptions{Disabled: true}})
+			encode := func(c *Encryption) func() {
+				return func() {
 					if _, err := c.Encode(in); err != nil {
 						b.Fatal(err)
 					}
 				}
-				record(b, keys.generates.Load())
-			})
-		}
+			}
+			b.SetBytes(int64(size))
+			ns := benchutil.Interleave(b,
+				func() {
+					if _, err := proto.Marshal(p); err != nil {
+						b.Fatal(err)
+					}
+				},
+				func() {
+					if _, err := staticGCMEncode(key, p); err != nil {
+						b.Fatal(err)
+					}
+				},
+				encode(cached), encode(uncached))
+			for i, name := range []string{"marshal-only", "static-gcm", "payloadkit-cached", "payloadkit-uncached"} {
+				b.ReportMetric(ns[i], name+"-ns/op")
+				if name != "static-gcm" {
+					b.ReportMetric(ns[i]/ns[1], name+"-vs-static-gcm-x")
+				}
+			}
+			calls := float64(b.N + 3) // Interleave warms each alternative up three times
+			b.ReportMetric(float64(cachedKeys.generates.Load())/calls, "cached-kms-calls/op")
+			b.ReportMetric(float64(uncachedKeys.generates.Load())/calls, "uncached-kms-calls/op")
+		})
 	}
 }
 
-// BenchmarkEncryptionDecode compares decoding with the data-key cache warm against a cold
-// cache (one provider Decrypt per payload).
+// BenchmarkEncryptionDecode compares, interleaved in one run, decoding with the data-key cache
+// warm against a cold cache (one provider Decrypt per payload): uncached-vs-cached-x.
 func BenchmarkEncryptionDecode(b *testing.B) {
 	keys := &countingProvider{inner: newTestKeyring(b, "k1")}
 	p := encodeOne(b, newTestCodec(b, EncryptionOptions{Keys: keys}), sizedPayload(1<<10))
 	in := []*commonpb.Payload{p}
-	var warmNs float64
-	b.Run("cached", func(b *testing.B) {
-		keys.decrypts.Store(0)
-		c := newTestCodec(b, EncryptionOptions{Keys: keys})
-		for b.Loop() {
+	cachedKeys := &countingProvider{inner: keys.inner}
+	cached := newTestCodec(b, EncryptionOptions{Keys: cachedKeys})
+	uncachedKeys := &countingProvider{inner: keys.inner}
+	uncached := newTestCodec(b, EncryptionOptions{Keys: uncachedKeys, Cache: &CacheOptions{Disabled: true}})
+	decode := func(c *Encryption) func() {
+		return func() {
 			if _, err := c.Decode(in); err != nil {
 				b.Fatal(err)
 			}
 		}
-		warmNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-		b.ReportMetric(float64(keys.decrypts.Load())/float64(b.N), "kms-calls/op")
-	})
-	b.Run("uncached", func(b *testing.B) {
-		keys.decrypts.Store(0)
-		c := newTestCodec(b, EncryptionOptions{Keys: keys, Cache: &CacheOptions{Disabled: true}})
-		for b.Loop() {
-			if _, err := c.Decode(in); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if warmNs > 0 {
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/warmNs, "x-vs-cached")
-		}
-		b.ReportMetric(float64(keys.decrypts.Load())/float64(b.N), "kms-calls/op")
-	})
+	}
+	ns := benchutil.Interleave(b, decode(cached), decode(uncached))
+	b.ReportMetric(ns[0], "cached-ns/op")
+	b.ReportMetric(ns[1], "uncached-ns/op")
+	b.ReportMetric(ns[1]/ns[0], "uncached-vs-cached-x")
+	calls := float64(b.N + 3)
+	b.ReportMetric(float64(cachedKeys.decrypts.Load())/calls, "cached-kms-calls/op")
+	b.ReportMetric(float64(uncachedKeys.decrypts.Load())/calls, "uncached-kms-calls/op")
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 	commonpb "go.temporal.io/api/common/v1"
@@ -14,35 +13,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/payloadkit/payloadkit/codec"
+	"github.com/payloadkit/payloadkit/internal/benchutil"
 )
-
-// interleave runs the alternatives fns once per iteration of b.Loop, in an order that rotates
-// every iteration, so that load from other processes falls on all of them alike, and returns
-// their mean durations.
-func interleave(b *testing.B, fns ...func()) []float64 {
-	b.Helper()
-	for _, f := range fns { // warm up pools and encoders
-		for range 3 {
-			f()
-		}
-	}
-	total := make([]time.Duration, len(fns))
-	n := 0
-	for b.Loop() {
-		for j := range fns {
-			i := (n + j) % len(fns)
-			start := time.Now()
-			fns[i]()
-			total[i] += time.Since(start)
-		}
-		n++
-	}
-	out := make([]float64, len(fns))
-	for i, t := range total {
-		out[i] = float64(t.Nanoseconds()) / float64(max(n, 1))
-	}
-	return out
-}
 
 // BenchmarkPhysicalLimit compares the Kit's compression + encryption round trip (the
 // compression stage and the encryption stage with a static keyring and the data-key cache on:
@@ -120,7 +92,7 @@ func BenchmarkPhysicalLimit(b *testing.B) {
 		}
 		b.Run("size="+sz.name, func(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
-			ns := interleave(b, kit, primitives)
+			ns := benchutil.Interleave(b, kit, primitives)
 			ratio := ns[0] / ns[1]
 			b.ReportMetric(ns[0], "kit-ns/op")
 			b.ReportMetric(ns[1], "raw-ns/op")
@@ -154,7 +126,7 @@ func BenchmarkCompressionVsZlib(b *testing.B) {
 		var kitSize, zlibSize int
 		b.Run("size="+sz.name, func(b *testing.B) {
 			b.SetBytes(int64(proto.Size(p)))
-			ns := interleave(b,
+			ns := benchutil.Interleave(b,
 				func() { kitSize = roundTrip(b, kit, in) },
 				func() { zlibSize = roundTrip(b, zlib, in) })
 			speedup := ns[1] / ns[0]
