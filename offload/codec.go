@@ -2,6 +2,8 @@ package offload
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -53,7 +55,8 @@ func (c *Codec) Namespace() string { return c.namespace }
 
 type putJob struct {
 	indices []int
-	data    []byte
+	parts   [][]byte // the object, as objectParts: framing and the payload's own data bytes
+	sum     [sha256.Size]byte
 	claim   Claim
 }
 
@@ -73,17 +76,20 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 			return nil, newError("encode", storeName, "", ErrTooLarge, nil,
 				"payload of %d bytes exceeds MaxPayloadSize %d", size, c.cfg.maxPayloadSize)
 		}
-		data, err := marshalOptions.Marshal(p)
+		// The object is the deterministic marshalling of p, framed here without copying p.Data.
+		parts, err := objectParts(p, size)
 		if err != nil {
 			return nil, newError("encode", storeName, "", ErrStore, err, "marshalling payload")
 		}
-		sum := sha256Hex(data)
-		key := CodecKey(c.cfg.prefix, c.namespace, sum)
+		sum := partsSHA256(parts)
+		hexSum := hex.EncodeToString(sum[:])
+		key := CodecKey(c.cfg.prefix, c.namespace, hexSum)
 		if j, ok := byKey[key]; ok {
 			j.indices = append(j.indices, i)
 			continue
 		}
-		j := &putJob{indices: []int{i}, data: data, claim: Claim{Store: storeName, Key: key, Size: int64(len(data)), SHA256: sum}}
+		j := &putJob{indices: []int{i}, parts: parts, sum: sum,
+			claim: Claim{Store: storeName, Key: key, Size: int64(size), SHA256: hexSum}}
 		byKey[key] = j
 		jobs = append(jobs, j)
 	}
@@ -110,30 +116,55 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	return out, nil
 }
 
-// put stores one object unless it exists, reporting "put" or "deduplicated".
+// put stores one object unless an up-to-date copy exists, reporting "put" or "deduplicated".
 func (c *Codec) put(j *putJob) error {
 	key := j.claim.Key
-	exists, err := c.exists(key)
+	write, err := c.needsWrite(key, j.claim.Size)
 	if err != nil {
 		c.report(OpPut, key, j.claim.Size, err)
 		return err
 	}
-	if exists {
+	if !write {
 		c.report(OpDeduplicated, key, j.claim.Size, nil)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.timeout)
 	defer cancel()
-	err = wrapStoreError("put", c.cfg.store.Name(), key, c.cfg.store.Put(ctx, key, j.data))
+	if pp, ok := c.cfg.store.(PartsPutter); ok {
+		err = pp.PutParts(ctx, key, j.parts, j.sum)
+	} else {
+		err = c.cfg.store.Put(ctx, key, joinParts(j.parts))
+	}
+	err = wrapStoreError("put", c.cfg.store.Name(), key, err)
 	c.report(OpPut, key, j.claim.Size, err)
 	return err
 }
 
-func (c *Codec) exists(key string) (bool, error) {
+// needsWrite reports whether the object under key must be written: it is missing, or (for a
+// Stater store) it was written more than RefreshAge ago or its size is not the claimed size.
+// It makes one store call, Stat when the store has it and Exists otherwise.
+func (c *Codec) needsWrite(key string, size int64) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.timeout)
 	defer cancel()
-	ok, err := c.cfg.store.Exists(ctx, key)
-	return ok, wrapStoreError("exists", c.cfg.store.Name(), key, err)
+	st, ok := c.cfg.store.(Stater)
+	if !ok {
+		exists, err := c.cfg.store.Exists(ctx, key)
+		return !exists, wrapStoreError("exists", c.cfg.store.Name(), key, err)
+	}
+	info, err := st.Stat(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, wrapStoreError("stat", c.cfg.store.Name(), key, err)
+	case info.Size != size:
+		// Keys are content addressed: an object of another size is damaged; replace it.
+		return true, nil
+	case !info.Modified.IsZero() && c.cfg.now().Sub(info.Modified) > c.cfg.refreshAge:
+		// Written again, its age restarts, so lifecycle expiry does not catch a new claim.
+		return true, nil
+	}
+	return false, nil
 }
 
 type getJob struct {
@@ -224,16 +255,18 @@ func (c *Codec) get(cl Claim) (*commonpb.Payload, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &commonpb.Payload{}
-	if err := proto.Unmarshal(data, p); err != nil {
+	// The payload's Data is a sub-slice of data, which nothing else references.
+	p, err := parseObject(data)
+	if err != nil {
 		return nil, newError("decode", cl.Store, cl.Key, ErrIntegrity, err, "unmarshalling stored payload")
 	}
 	return p, nil
 }
 
-// fetchVerified reads the object under key and checks its size and SHA-256. When size is
-// negative (unknown) the object is bounded by limit instead; stores implementing BoundedGetter
-// then refuse a larger object without reading it whole.
+// fetchVerified reads the object under key and checks its size and SHA-256. A known size (not
+// negative) is read, from stores implementing SizedGetter, into one buffer of exactly that
+// size. When size is negative (unknown) the object is bounded by limit instead; stores
+// implementing BoundedGetter then refuse a larger object without reading it whole.
 func fetchVerified(ctx context.Context, store Store, key string, size, limit int64, sum string) ([]byte, error) {
 	name := store.Name()
 	if size >= 0 {
@@ -241,7 +274,16 @@ func fetchVerified(ctx context.Context, store Store, key string, size, limit int
 	}
 	var data []byte
 	var err error
-	if bg, ok := store.(BoundedGetter); ok {
+	if sg, ok := store.(SizedGetter); ok && size >= 0 {
+		data = make([]byte, size)
+		if err = sg.GetInto(ctx, key, data); err != nil {
+			if errors.Is(err, ErrIntegrity) {
+				// The store's message may not be as careful as the ones below.
+				return nil, newError("get", name, key, ErrIntegrity, nil, "object size differs from the claimed %d bytes", size)
+			}
+			return nil, wrapStoreError("get", name, key, err)
+		}
+	} else if bg, ok := store.(BoundedGetter); ok {
 		data, err = bg.GetBounded(ctx, key, limit)
 	} else {
 		data, err = store.Get(ctx, key)

@@ -2,6 +2,7 @@ package offload
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,8 @@ type FileStore struct {
 var (
 	_ Store         = (*FileStore)(nil)
 	_ BoundedGetter = (*FileStore)(nil)
+	_ PartsPutter   = (*FileStore)(nil)
+	_ Stater        = (*FileStore)(nil)
 )
 
 // tempPrefix starts the names of temporary files; no escaped key segment starts with '.'.
@@ -68,7 +71,16 @@ func (f *FileStore) Path(key string) (string, error) {
 }
 
 // Put atomically writes data under key.
-func (f *FileStore) Put(ctx context.Context, key string, data []byte) (err error) {
+func (f *FileStore) Put(ctx context.Context, key string, data []byte) error {
+	return f.putParts(ctx, key, [][]byte{data})
+}
+
+// PutParts atomically writes the concatenation of parts under key, part after part.
+func (f *FileStore) PutParts(ctx context.Context, key string, parts [][]byte, _ [sha256.Size]byte) error {
+	return f.putParts(ctx, key, parts)
+}
+
+func (f *FileStore) putParts(ctx context.Context, key string, parts [][]byte) (err error) {
 	if err := ctx.Err(); err != nil {
 		return contextError("put", f.Name(), key, err)
 	}
@@ -91,8 +103,10 @@ func (f *FileStore) Put(ctx context.Context, key string, data []byte) (err error
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
+	for _, data := range parts {
+		if _, err := tmp.Write(data); err != nil {
+			return fail(err)
+		}
 	}
 	if err := tmp.Sync(); err != nil {
 		return fail(err)
@@ -181,6 +195,27 @@ func (f *FileStore) Exists(ctx context.Context, key string) (bool, error) {
 		return false, nil
 	default:
 		return false, newError("exists", f.Name(), key, ErrStore, err, "")
+	}
+}
+
+// Stat returns the size and modification time of the object under key (the time it was
+// written, as writes replace the file), or an error matching ErrNotFound.
+func (f *FileStore) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return ObjectInfo{}, contextError("stat", f.Name(), key, err)
+	}
+	path, err := f.Path(key)
+	if err != nil {
+		return ObjectInfo{}, newError("stat", f.Name(), key, ErrStore, err, "")
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && !st.IsDir():
+		return ObjectInfo{Size: st.Size(), Modified: st.ModTime()}, nil
+	case err == nil || errors.Is(err, fs.ErrNotExist) || isNotDir(err):
+		return ObjectInfo{}, newError("stat", f.Name(), key, ErrNotFound, nil, "")
+	default:
+		return ObjectInfo{}, newError("stat", f.Name(), key, ErrStore, err, "")
 	}
 }
 

@@ -2,6 +2,7 @@ package offload
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"time"
@@ -33,6 +34,51 @@ type BoundedGetter interface {
 	GetBounded(ctx context.Context, key string, maxBytes int64) ([]byte, error)
 }
 
+// PartsPutter is implemented by stores that can write an object given as consecutive byte
+// slices without first joining them into one buffer. The codec uses it, when available, to store
+// a payload as its small proto framing followed by the payload's own data bytes, so that a large
+// payload is never copied on its way to the store. All stores of this package implement it.
+type PartsPutter interface {
+	// PutParts stores the concatenation of parts under key, as Put stores data. sum is the
+	// SHA-256 of that concatenation, computed by the caller: stores may send it for the server to
+	// check, and must not use it otherwise. The store must not modify parts, nor keep a
+	// reference to them after returning.
+	PutParts(ctx context.Context, key string, parts [][]byte, sum [sha256.Size]byte) error
+}
+
+// SizedGetter is implemented by stores that can read an object of a known size straight into a
+// buffer of the caller. The codec and the storage driver use it, when available, to fetch an
+// object of the size its claim names into one buffer of exactly that size (remote stores may
+// fill it with several ranged reads in parallel), never allocating more. The S3 store
+// implements it; the memory and file stores already read an object in one allocation of its
+// size through BoundedGetter.
+type SizedGetter interface {
+	// GetInto reads the object under key into buf when the object is exactly len(buf) bytes
+	// long. An object of another size fails with an error matching ErrIntegrity, after reading
+	// at most len(buf) bytes of it into buf; a missing object fails with an error matching
+	// ErrNotFound. The content is not verified: callers check its digest.
+	GetInto(ctx context.Context, key string, buf []byte) error
+}
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	// Size is the object size in bytes.
+	Size int64
+	// Modified is the time the object was last written; the zero Time when the store cannot
+	// tell.
+	Modified time.Time
+}
+
+// Stater is implemented by stores that can tell the size and write time of an object in one
+// call. The codec uses Stat instead of Exists, when available, to decide whether an object that
+// is already stored must be written again (see Options.RefreshAge). All stores of this package
+// implement it.
+type Stater interface {
+	// Stat returns the size and write time of the object under key, or an error matching
+	// ErrNotFound when there is none.
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+}
+
 // Mode selects where offloading happens.
 type Mode string
 
@@ -57,6 +103,9 @@ const (
 	DefaultTimeout = 30 * time.Second
 	// DefaultDriverName is the storage driver name used in ModeExternalStorage.
 	DefaultDriverName = "payloadkit.offload"
+	// DefaultRefreshAge is the age above which the codec writes an object again instead of
+	// deduplicating it (24 hours).
+	DefaultRefreshAge = 24 * time.Hour
 )
 
 // Options configure the offload stage. The zero value of every field but Store means its default.
@@ -92,6 +141,19 @@ type Options struct {
 	// OnObject, if set, is called after each store operation (the Kit sets it to record
 	// telemetry). It must be fast and safe for concurrent use.
 	OnObject func(ObjectEvent)
+	// RefreshAge bounds the age of the objects the codec deduplicates. Before storing a payload
+	// the codec looks for its object (keys are content addressed); when the object exists and
+	// was written at most RefreshAge ago, the upload is skipped and reported as
+	// OpDeduplicated. When it was written longer ago, the codec writes it again (reported as
+	// OpPut), which resets its age: an S3 lifecycle rule expiring objects some days after
+	// their write time then cannot expire an object that a new workflow has just claimed, as
+	// long as the rule's expiry is longer than RefreshAge plus the longest time a claim must
+	// stay readable. An existing object whose size differs from the claim is also written
+	// again. This needs a store implementing Stater (all stores of this package do); with
+	// other stores every existing object is deduplicated. Defaults to DefaultRefreshAge;
+	// negative values are rejected. (In ModeExternalStorage the driver deduplicates every
+	// existing object.)
+	RefreshAge time.Duration
 }
 
 // ObjectEvent reports one store operation of the offload stage.
@@ -124,6 +186,8 @@ type resolved struct {
 	timeout        time.Duration
 	driverName     string
 	onObject       func(ObjectEvent)
+	refreshAge     time.Duration
+	now            func() time.Time // the codec's clock; tests replace it
 }
 
 // resolve validates opts and applies defaults.
@@ -141,6 +205,8 @@ func resolve(opts *Options) (resolved, error) {
 		timeout:        opts.Timeout,
 		driverName:     opts.DriverName,
 		onObject:       opts.OnObject,
+		refreshAge:     opts.RefreshAge,
+		now:            time.Now,
 	}
 	if r.store == nil {
 		return resolved{}, fmt.Errorf("offload: Store is required")
@@ -150,6 +216,7 @@ func resolve(opts *Options) (resolved, error) {
 		defaultNonNegative("MaxPayloadSize", &r.maxPayloadSize, DefaultMaxPayloadSize),
 		defaultNonNegative("Concurrency", &r.concurrency, DefaultConcurrency),
 		defaultNonNegative("Timeout", &r.timeout, DefaultTimeout),
+		defaultNonNegative("RefreshAge", &r.refreshAge, DefaultRefreshAge),
 	} {
 		if err != nil {
 			return resolved{}, err

@@ -16,6 +16,15 @@
 // Objects up to Options.PartSize (DefaultPartSize, 16 MiB) are written with one PutObject; larger
 // ones with a multipart upload of about equal parts, at most Options.UploadConcurrency in
 // parallel, aborted when any part fails so that no parts are left billed in the bucket.
+// PutParts (offload.PartsPutter) writes an object given as byte slices, the codec's framing
+// and the payload's own data, without joining them: request bodies and parts are sections of
+// the caller's bytes, and the caller's SHA-256 signs a single PutObject so that the AWS SDK does
+// not hash the body again. GetInto (offload.SizedGetter) reads an object of the size a claim
+// names into one buffer of exactly that size, above the part size with ranged GETs in parallel.
+// Every object carries the user metadata payloadkit-namespace, payloadkit-written (RFC 3339
+// UTC) and payloadkit-format ("1"), for lifecycle rules and audits; Stat (offload.Stater)
+// reports an object's size and LastModified, with which the codec refreshes deduplicated
+// objects older than offload.Options.RefreshAge.
 // GetBounded refuses, from the Content-Length and without reading the body, an object larger
 // than the caller's bound, so that the offload codec and storage driver never read an
 // unexpected object whole.
@@ -23,7 +32,7 @@
 // Errors are *offload.Error values naming the operation, the store and the key. A missing object
 // matches offload.ErrNotFound; every other failure matches offload.ErrStore, and also
 // offload.ErrRetryable when retrying may succeed (network errors, timeouts, throttling, 5xx).
-// Exists uses HeadObject, which needs s3:ListBucket permission to tell a missing object (404)
+// Exists and Stat use HeadObject, which needs s3:ListBucket permission to tell a missing object (404)
 // from a forbidden one (403).
 //
 // The store passes the conformance suite in offload/storetest; its tests run it on MinIO, found

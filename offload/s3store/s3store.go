@@ -1,21 +1,26 @@
 package s3store
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/payloadkit/payloadkit/offload"
@@ -43,8 +48,25 @@ const (
 	DefaultPartSize = 16 << 20
 	// MinPartSize is the smallest part size S3 accepts (5 MiB).
 	MinPartSize = 5 << 20
-	// DefaultUploadConcurrency bounds the parts of one object uploaded in parallel.
+	// DefaultUploadConcurrency bounds the parts of one object uploaded, or the ranges of one
+	// object downloaded, in parallel.
 	DefaultUploadConcurrency = 4
+)
+
+// User metadata (x-amz-meta-*) of every object the store writes, for lifecycle rules, audits
+// and cleanup tools.
+const (
+	// MetadataNamespace holds the namespace segment of the key, as escaped in the key
+	// (offload.CodecKey, offload.DriverKey), or offload.UnknownNamespace for keys of another
+	// layout.
+	MetadataNamespace = "payloadkit-namespace"
+	// MetadataWritten holds the write time, RFC 3339 in UTC.
+	MetadataWritten = "payloadkit-written"
+	// MetadataFormat holds the object format version, MetadataFormatVersion.
+	MetadataFormat = "payloadkit-format"
+	// MetadataFormatVersion is the format of the objects written: the bytes given to Put, for
+	// the codec the deterministic proto marshalling of the payload.
+	MetadataFormatVersion = "1"
 )
 
 const (
@@ -74,8 +96,9 @@ type Options struct {
 	// PartSize is the multipart part size in bytes: objects larger than it are uploaded in
 	// parts. Defaults to DefaultPartSize; values below MinPartSize are rejected.
 	PartSize int64
-	// UploadConcurrency bounds the parts of one object uploaded in parallel. Defaults to
-	// DefaultUploadConcurrency; negative values are rejected.
+	// UploadConcurrency bounds the parts of one object uploaded in parallel, and the ranges of
+	// one object GetInto downloads in parallel. Defaults to DefaultUploadConcurrency; negative
+	// values are rejected.
 	UploadConcurrency int
 }
 
@@ -92,18 +115,25 @@ type config struct {
 
 // Store is an offload.Store in an S3 bucket (AWS S3 or a compatible service such as MinIO).
 // Objects above the part size are uploaded in parts with bounded concurrency; a failed multipart
-// upload is aborted. Failures that may succeed when retried (network errors, timeouts,
-// throttling, 5xx) match offload.ErrRetryable. Exists uses HeadObject, which needs s3:ListBucket
-// permission to tell a missing object (404) from a forbidden one (403).
+// upload is aborted. Parts are sections of the caller's bytes, never copies. GetInto reads an
+// object of known size above the part size with parallel ranged GETs into the caller's buffer.
+// Every object carries the user metadata MetadataNamespace, MetadataWritten and MetadataFormat.
+// Failures that may succeed when retried (network errors, timeouts, throttling, 5xx) match
+// offload.ErrRetryable. Exists and Stat use HeadObject, which needs s3:ListBucket permission to
+// tell a missing object (404) from a forbidden one (403).
 type Store struct {
 	client Client
 	bucket string
 	cfg    config
+	now    func() time.Time // the clock of MetadataWritten; tests replace it
 }
 
 var (
 	_ offload.Store         = (*Store)(nil)
 	_ offload.BoundedGetter = (*Store)(nil)
+	_ offload.PartsPutter   = (*Store)(nil)
+	_ offload.SizedGetter   = (*Store)(nil)
+	_ offload.Stater        = (*Store)(nil)
 )
 
 // New returns a store writing to bucket through client. Client and bucket are required; opts
@@ -154,7 +184,7 @@ func New(client Client, bucket string, opts *Options) (*Store, error) {
 		return nil, errors.New("s3store: SSEKMSKeyID is set but SSEKMS is false")
 	}
 	cfg.tagging = tagging(opts.Tags)
-	return &Store{client: client, bucket: bucket, cfg: cfg}, nil
+	return &Store{client: client, bucket: bucket, cfg: cfg, now: time.Now}, nil
 }
 
 // tagging encodes tags as the Tagging header of PutObject and CreateMultipartUpload, sorted by key.
@@ -188,34 +218,109 @@ func (s *Store) Remote() bool { return true }
 func (s *Store) PartSize() int64 { return s.cfg.partSize }
 
 // Put writes data under key: one PutObject up to the part size, a multipart upload above it.
+// The AWS SDK computes the checksums of the request (with the client's settings).
 func (s *Store) Put(ctx context.Context, key string, data []byte) error {
+	return s.put(ctx, key, [][]byte{data}, nil)
+}
+
+// PutParts writes the concatenation of parts under key, as Put, without joining them: request
+// bodies read the caller's slices. Up to the part size, the object is one PutObject whose SigV4
+// payload hash is sum, so that the SDK does not compute a SHA-256 of the body again (over plain
+// HTTP it would; S3 checks the body against it), only its CRC32 checksum; above it, a multipart
+// upload whose parts the SDK hashes (SHA-256) in parallel.
+func (s *Store) PutParts(ctx context.Context, key string, parts [][]byte, sum [sha256.Size]byte) error {
+	return s.put(ctx, key, parts, &sum)
+}
+
+func (s *Store) put(ctx context.Context, key string, parts [][]byte, sum *[sha256.Size]byte) error {
 	if err := objkey.Validate(key); err != nil {
 		return s.newError("put", key, offload.ErrStore, err, "")
 	}
-	if int64(len(data)) > s.cfg.partSize {
-		return s.putMultipart(ctx, key, data)
+	body := newPartsReader(parts)
+	if body.size > s.cfg.partSize {
+		return s.putMultipart(ctx, key, body)
 	}
-	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+	in := &s3.PutObjectInput{
 		Bucket:               aws.String(s.bucket),
 		Key:                  aws.String(key),
-		Body:                 bytes.NewReader(data),
-		ContentLength:        aws.Int64(int64(len(data))),
+		Body:                 body,
+		ContentLength:        aws.Int64(body.size),
 		ContentType:          aws.String("application/octet-stream"),
 		ServerSideEncryption: s.cfg.sse,
 		SSEKMSKeyId:          s.cfg.kmsKeyID,
 		StorageClass:         s.cfg.storageClass,
 		Tagging:              s.cfg.tagging,
-	})
-	if err != nil {
+		Metadata:             s.metadata(key),
+	}
+	var optFns []func(*s3.Options)
+	if sum != nil {
+		// The caller's digest signs the body, so the SDK reads it only for its CRC32
+		// checksum (cheap), not for a SHA-256 of its own.
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+		optFns = append(optFns, withPayloadHash(hex.EncodeToString(sum[:])))
+	}
+	if _, err := s.client.PutObject(ctx, in, optFns...); err != nil {
 		return s.error("put", key, err)
 	}
 	return nil
 }
 
-func (s *Store) putMultipart(ctx context.Context, key string, data []byte) error {
+// withPayloadHash gives the SigV4 signer the SHA-256 of the request body, computed by the
+// caller, so that the SDK does not read the body to compute it (it does over plain HTTP).
+func withPayloadHash(hexSum string) func(*s3.Options) {
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("payloadkit.PayloadHash",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					return next.HandleFinalize(v4.SetPayloadHash(ctx, hexSum), in)
+				}), middleware.Before)
+		})
+	}
+}
+
+// metadata returns the user metadata of a new object under key.
+func (s *Store) metadata(key string) map[string]string {
+	return map[string]string{
+		MetadataNamespace: keyNamespace(key),
+		MetadataWritten:   s.now().UTC().Format(time.RFC3339),
+		MetadataFormat:    MetadataFormatVersion,
+	}
+}
+
+// keyNamespace returns the namespace segment of a codec key (<prefix>/<namespace>/sha256/<hex>)
+// or of a storage driver key (v0/ns/<namespace>/...), as escaped in the key, and
+// offload.UnknownNamespace for other keys.
+func keyNamespace(key string) string {
+	segs := strings.Split(key, "/")
+	n := len(segs)
+	switch {
+	case n == 12 && segs[0] == "v0" && segs[1] == "ns" && (segs[3] == "wt" || segs[3] == "at") &&
+		(segs[5] == "wi" || segs[5] == "ai") && segs[7] == "ri" && segs[9] == "d" && segs[10] == "sha256":
+		return segs[2]
+	case n == 4 && segs[0] == "v0" && segs[1] == "d":
+		return offload.UnknownNamespace // a driver key without a target
+	case n >= 4 && segs[n-2] == "sha256" && isSHA256Hex(segs[n-1]):
+		return segs[n-3]
+	}
+	return offload.UnknownNamespace
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) putMultipart(ctx context.Context, key string, body *partsReader) error {
 	// Split into the fewest parts of at most the part size (and at most maxParts), all of about
 	// the same size, so that no tiny trailing part costs a request of its own.
-	size := int64(len(data))
+	size := body.size
 	nParts := max((size+s.cfg.partSize-1)/s.cfg.partSize, (size+maxParts-1)/maxParts)
 	nParts = min(nParts, maxParts)
 	partSize := max((size+nParts-1)/nParts, MinPartSize)
@@ -227,6 +332,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, data []byte) error
 		SSEKMSKeyId:          s.cfg.kmsKeyID,
 		StorageClass:         s.cfg.storageClass,
 		Tagging:              s.cfg.tagging,
+		Metadata:             s.metadata(key),
 		ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32,
 	})
 	if err != nil {
@@ -247,7 +353,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, data []byte) error
 				Key:               aws.String(key),
 				UploadId:          uploadID,
 				PartNumber:        aws.Int32(int32(i + 1)),
-				Body:              bytes.NewReader(data[start:end]),
+				Body:              body.section(start, end),
 				ContentLength:     aws.Int64(end - start),
 				ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 			})
@@ -337,6 +443,153 @@ func (s *Store) GetBounded(ctx context.Context, key string, maxBytes int64) ([]b
 		}
 	}
 	return data, nil
+}
+
+// GetInto reads the object under key into buf when it is exactly len(buf) bytes long (see
+// offload.SizedGetter): with one GetObject up to the part size, and above it with ranged
+// GetObjects of about equal sizes of at most the part size, UploadConcurrency in parallel, each
+// reading straight into its section of buf. Ranges of different versions of the object (overwritten while it was read)
+// fail with a retryable error. GetInto does not ask S3 for the object's checksums: its callers
+// (the codec, the storage driver) check the SHA-256 the claim names.
+func (s *Store) GetInto(ctx context.Context, key string, buf []byte) error {
+	if err := objkey.Validate(key); err != nil {
+		return s.newError("get", key, offload.ErrStore, err, "")
+	}
+	size := int64(len(buf))
+	if size <= s.cfg.partSize {
+		_, err := s.getRange(ctx, key, buf, 0, size, false)
+		return err
+	}
+	// Ranges of about the same size, at most the part size.
+	n := (size + s.cfg.partSize - 1) / s.cfg.partSize
+	rangeSize := (size + n - 1) / n
+	etags := make([]string, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.uploadConcurrency)
+	for i := range n {
+		start := i * rangeSize
+		end := min(start+rangeSize, size)
+		g.Go(func() error {
+			var err error
+			etags[i], err = s.getRange(gctx, key, buf[start:end], start, size, true)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, e := range etags[1:] {
+		if e != etags[0] {
+			e := s.newError("get", key, offload.ErrStore, nil, "object changed while it was read")
+			e.Retryable = true
+			return e
+		}
+	}
+	return nil
+}
+
+// getRange reads the bytes [off, off+len(dst)) of an object expected to be total bytes long
+// into dst: the whole object when ranged is false, else with a Range request whose
+// Content-Range must name exactly that range and total. It returns the object's ETag.
+func (s *Store) getRange(ctx context.Context, key string, dst []byte, off, total int64, ranged bool) (string, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}
+	last := off + int64(len(dst)) - 1
+	if ranged {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, last))
+	}
+	out, err := s.client.GetObject(ctx, in, withoutResponseChecksums)
+	if err != nil {
+		if isInvalidRange(err) {
+			return "", s.sizeMismatch(key, total)
+		}
+		return "", s.error("get", key, err)
+	}
+	defer out.Body.Close()
+	if ranged {
+		start, end, size, ok := parseContentRange(aws.ToString(out.ContentRange))
+		switch {
+		case ok && size != total:
+			return "", s.sizeMismatch(key, total)
+		case !ok || start != off || end != last:
+			return "", s.newError("get", key, offload.ErrStore, nil,
+				fmt.Sprintf("unexpected Content-Range %q for the range %d-%d", aws.ToString(out.ContentRange), off, last))
+		}
+	} else if out.ContentLength != nil && aws.ToInt64(out.ContentLength) != total {
+		return "", s.sizeMismatch(key, total)
+	}
+	if _, err := io.ReadFull(out.Body, dst); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			if !ranged && out.ContentLength == nil {
+				return "", s.sizeMismatch(key, total)
+			}
+		}
+		return "", s.error("get", key, err)
+	}
+	// Without a length to trust, one more byte tells a larger object.
+	if !ranged && out.ContentLength == nil {
+		if n, _ := io.ReadFull(out.Body, make([]byte, 1)); n != 0 {
+			return "", s.sizeMismatch(key, total)
+		}
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+// sizeMismatch is the error of an object whose size is not the expected one. Its message does
+// not name the real size.
+func (s *Store) sizeMismatch(key string, want int64) *offload.Error {
+	return s.newError("get", key, offload.ErrIntegrity, nil, fmt.Sprintf("object size differs from the expected %d bytes", want))
+}
+
+// withoutResponseChecksums keeps the SDK from validating the checksum of a GetObject response:
+// GetInto's callers check the SHA-256 of the whole object.
+func withoutResponseChecksums(o *s3.Options) {
+	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+}
+
+// parseContentRange parses "bytes <start>-<end>/<size>".
+func parseContentRange(v string) (start, end, size int64, ok bool) {
+	r, found := strings.CutPrefix(v, "bytes ")
+	if !found {
+		return 0, 0, 0, false
+	}
+	rng, total, found := strings.Cut(r, "/")
+	if !found {
+		return 0, 0, 0, false
+	}
+	a, b, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, 0, 0, false
+	}
+	var err1, err2, err3 error
+	start, err1 = strconv.ParseInt(a, 10, 64)
+	end, err2 = strconv.ParseInt(b, 10, 64)
+	size, err3 = strconv.ParseInt(total, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || start < 0 || end < start || size <= end {
+		return 0, 0, 0, false
+	}
+	return start, end, size, true
+}
+
+func isInvalidRange(err error) bool {
+	var api smithy.APIError
+	if errors.As(err, &api) && api.ErrorCode() == "InvalidRange" {
+		return true
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == 416
+}
+
+// Stat returns the size and last-modified time of the object under key (HeadObject), or an
+// error matching offload.ErrNotFound.
+func (s *Store) Stat(ctx context.Context, key string) (offload.ObjectInfo, error) {
+	if err := objkey.Validate(key); err != nil {
+		return offload.ObjectInfo{}, s.newError("stat", key, offload.ErrStore, err, "")
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return offload.ObjectInfo{}, s.error("stat", key, err)
+	}
+	return offload.ObjectInfo{Size: aws.ToInt64(out.ContentLength), Modified: aws.ToTime(out.LastModified)}, nil
 }
 
 // Exists reports whether an object is stored under key (HeadObject).

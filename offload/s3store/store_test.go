@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/proto"
@@ -63,6 +65,11 @@ func TestConformance(t *testing.T) {
 type fakeS3 struct {
 	mu         sync.Mutex
 	objects    map[string][]byte
+	meta       map[string]map[string]string
+	modified   map[string]time.Time
+	etags      map[string]string
+	gets       []*s3.GetObjectInput
+	onGet      func(in *s3.GetObjectInput) // called before a GetObject is served, without the lock
 	puts       []*s3.PutObjectInput
 	creates    []*s3.CreateMultipartUploadInput
 	uploads    map[string]map[int32][]byte
@@ -78,7 +85,16 @@ type fakeS3 struct {
 }
 
 func newFakeS3() *fakeS3 {
-	return &fakeS3{objects: map[string][]byte{}, uploads: map[string]map[int32][]byte{}}
+	return &fakeS3{objects: map[string][]byte{}, uploads: map[string]map[int32][]byte{},
+		meta: map[string]map[string]string{}, modified: map[string]time.Time{}, etags: map[string]string{}}
+}
+
+// setObject records an object written now, with a new ETag; f.mu is held.
+func (f *fakeS3) setObject(key string, data []byte, meta map[string]string) {
+	f.objects[key] = data
+	f.meta[key] = meta
+	f.modified[key] = time.Now()
+	f.etags[key] = strconv.Itoa(len(f.etags) + 1)
 }
 
 func (f *fakeS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
@@ -89,27 +105,49 @@ func (f *fakeS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts = append(f.puts, in)
-	f.objects[*in.Key] = b
+	f.setObject(*in.Key, b, in.Metadata)
 	return &s3.PutObjectOutput{}, nil
 }
 
+// GetObject serves whole objects and single byte ranges ("bytes=a-b"), as S3 does.
 func (f *fakeS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	if f.onGet != nil {
+		f.onGet(in)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.gets = append(f.gets, in)
 	b, ok := f.objects[*in.Key]
 	if !ok {
 		return nil, &types.NoSuchKey{}
 	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(b)), ContentLength: aws.Int64(int64(len(b)))}, nil
+	out := &s3.GetObjectOutput{ETag: aws.String(f.etags[*in.Key])}
+	if in.Range != nil {
+		var start, end int64
+		if _, err := fmt.Sscanf(*in.Range, "bytes=%d-%d", &start, &end); err != nil {
+			return nil, err
+		}
+		if start >= int64(len(b)) {
+			return nil, &smithy.GenericAPIError{Code: "InvalidRange", Message: "range not satisfiable"}
+		}
+		end = min(end, int64(len(b))-1)
+		out.ContentRange = aws.String(fmt.Sprintf("bytes %d-%d/%d", start, end, len(b)))
+		b = b[start : end+1]
+	}
+	out.Body = io.NopCloser(bytes.NewReader(b))
+	out.ContentLength = aws.Int64(int64(len(b)))
+	return out, nil
 }
 
 func (f *fakeS3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.objects[*in.Key]; !ok {
+	b, ok := f.objects[*in.Key]
+	if !ok {
 		return nil, &types.NotFound{}
 	}
-	return &s3.HeadObjectOutput{}, nil
+	return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(b))), LastModified: aws.Time(f.modified[*in.Key]),
+		Metadata: f.meta[*in.Key], ETag: aws.String(f.etags[*in.Key])}, nil
 }
 
 func (f *fakeS3) CreateMultipartUpload(_ context.Context, in *s3.CreateMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
@@ -160,7 +198,13 @@ func (f *fakeS3) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMulti
 		}
 		all = append(all, parts[*p.PartNumber]...)
 	}
-	f.objects[*in.Key] = all
+	var meta map[string]string
+	for _, c := range f.creates {
+		if aws.ToString(c.Key) == *in.Key {
+			meta = c.Metadata
+		}
+	}
+	f.setObject(*in.Key, all, meta)
 	f.completed = append(f.completed, *in.UploadId)
 	return &s3.CompleteMultipartUploadOutput{}, nil
 }

@@ -1,12 +1,15 @@
 // Package storetest is the conformance suite every offload.Store runs: put, get and exists,
 // missing keys, overwrites, concurrent puts of one key, large and empty objects, invalid keys,
-// copy semantics and, for stores implementing offload.BoundedGetter, size bounds.
+// copy semantics and, for stores implementing the optional interfaces, size bounds
+// (offload.BoundedGetter), writes of byte slices (offload.PartsPutter), reads into a sized
+// buffer (offload.SizedGetter) and object sizes and write times (offload.Stater).
 package storetest
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -257,6 +260,132 @@ func RunConformanceWithOptions(t *testing.T, opts Options, newStore func(t *test
 		_, err = bg.GetBounded(ctx, prefix(t)+"/missing", 10)
 		if !errors.Is(err, offload.ErrNotFound) {
 			t.Fatalf("GetBounded of a missing key: err = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("PutParts", func(t *testing.T) {
+		s, ctx, key := newStore(t), ctxFor(t), prefix(t)+"/obj"
+		pp, ok := s.(offload.PartsPutter)
+		if !ok {
+			t.Skip("store does not implement offload.PartsPutter")
+		}
+		large := make([]byte, opts.LargeSize)
+		fillPattern(large)
+		for _, tc := range []struct {
+			name  string
+			parts [][]byte
+		}{
+			{"small", [][]byte{[]byte("head:"), []byte("data"), nil, []byte(":tail")}},
+			{"empty", nil},
+			{"empty parts", [][]byte{{}, nil}},
+			// A header, the large data and a trailer: above the S3 part size, with part
+			// boundaries that do not fall on slice boundaries.
+			{"large", [][]byte{[]byte("framing header"), large, []byte("trailer")}},
+		} {
+			var want []byte
+			for _, p := range tc.parts {
+				want = append(want, p...)
+			}
+			snapshot := make([][]byte, len(tc.parts))
+			for i, p := range tc.parts {
+				snapshot[i] = append([]byte(nil), p...)
+			}
+			if err := pp.PutParts(ctx, key, tc.parts, sha256.Sum256(want)); err != nil {
+				t.Fatalf("%s: PutParts: %v", tc.name, err)
+			}
+			for i := range tc.parts {
+				if !bytes.Equal(tc.parts[i], snapshot[i]) {
+					t.Fatalf("%s: PutParts modified part %d", tc.name, i)
+				}
+			}
+			got, err := s.Get(ctx, key)
+			if err != nil {
+				t.Fatalf("%s: Get: %v", tc.name, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s: Get after PutParts returned %d bytes, want the %d bytes of the concatenation", tc.name, len(got), len(want))
+			}
+		}
+		large[0]++ // the store copied the bytes: changing them changes nothing
+		got, err := s.Get(ctx, key)
+		if err != nil || got[len("framing header")] == large[0] {
+			t.Fatalf("store kept a reference to the caller's parts (%v)", err)
+		}
+		err = pp.PutParts(ctx, "a/../b", [][]byte{[]byte("x")}, sha256.Sum256([]byte("x")))
+		if !errors.Is(err, offload.ErrStore) {
+			t.Fatalf("PutParts with an invalid key: err = %v, want ErrStore", err)
+		}
+	})
+
+	t.Run("GetInto", func(t *testing.T) {
+		s, ctx, key := newStore(t), ctxFor(t), prefix(t)+"/obj"
+		sg, ok := s.(offload.SizedGetter)
+		if !ok {
+			t.Skip("store does not implement offload.SizedGetter")
+		}
+		for _, size := range []int{0, 1000, opts.LargeSize} {
+			want := make([]byte, size)
+			fillPattern(want)
+			if size > 0 {
+				want[0] = byte(size)
+			}
+			if err := s.Put(ctx, key, want); err != nil {
+				t.Fatalf("Put of %d bytes: %v", size, err)
+			}
+			buf := make([]byte, size)
+			if err := sg.GetInto(ctx, key, buf); err != nil {
+				t.Fatalf("GetInto of %d bytes: %v", size, err)
+			}
+			if !bytes.Equal(buf, want) {
+				t.Fatalf("GetInto of %d bytes returned other bytes", size)
+			}
+			for _, other := range []int{size - 1, size + 1, size + opts.LargeSize/2} {
+				if other < 0 {
+					continue
+				}
+				err := sg.GetInto(ctx, key, make([]byte, other))
+				if !errors.Is(err, offload.ErrIntegrity) || !strings.Contains(err.Error(), key) {
+					t.Fatalf("GetInto of a %d-byte object into %d bytes: err = %v, want ErrIntegrity naming the key", size, other, err)
+				}
+			}
+		}
+		err := sg.GetInto(ctx, prefix(t)+"/missing", make([]byte, 10))
+		if !errors.Is(err, offload.ErrNotFound) {
+			t.Fatalf("GetInto of a missing key: err = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("Stat", func(t *testing.T) {
+		s, ctx, key := newStore(t), ctxFor(t), prefix(t)+"/obj"
+		st, ok := s.(offload.Stater)
+		if !ok {
+			t.Skip("store does not implement offload.Stater")
+		}
+		_, err := st.Stat(ctx, key)
+		if !errors.Is(err, offload.ErrNotFound) || !strings.Contains(err.Error(), key) {
+			t.Fatalf("Stat of a missing key: err = %v, want ErrNotFound naming the key", err)
+		}
+		// Store clocks (S3 servers) may differ from ours by a little and count in seconds.
+		const skew = 5 * time.Minute
+		before := time.Now()
+		if err := s.Put(ctx, key, []byte("twelve bytes")); err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Stat(ctx, key)
+		if err != nil {
+			t.Fatalf("Stat: %v", err)
+		}
+		if info.Size != 12 {
+			t.Fatalf("Stat size = %d, want 12", info.Size)
+		}
+		if info.Modified.Before(before.Add(-skew)) || info.Modified.After(time.Now().Add(skew)) {
+			t.Fatalf("Stat write time %v is not the time of the Put (%v)", info.Modified, before)
+		}
+		if err := s.Put(ctx, key, nil); err != nil {
+			t.Fatal(err)
+		}
+		if info, err := st.Stat(ctx, key); err != nil || info.Size != 0 {
+			t.Fatalf("Stat after overwriting with an empty object = %+v, %v; want size 0", info, err)
 		}
 	})
 
