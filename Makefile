@@ -17,3 +17,4 @@ bench:
 # Long fuzzing: FUZZTIME=5m make fuzz
 fuzz:
 	FUZZTIME=$${FUZZTIME:-2m} bash scripts/fuzz.sh
+coverage: ; bash -c 'ROOT=$$PWD; log() { printf "==> %s\n" "$$*" >&2; }; source scripts/deps.sh && ensure_minio && start_minio && (cd samples && go run ./cmd/coveragetable); rc=$$?; stop_minio; exit $$rc' # docs/COVERAGE.md from a run of TestCoverage (starts MinIO)
