@@ -1,4 +1,6 @@
-// Command codec-server runs the payloadkit Codec Server for the Temporal Web UI and CLI.
+// Command codec-server runs the payloadkit Codec Server for the Temporal Web UI and CLI. It is
+// the same server, with the same configuration (package internal/cliconfig), as
+// `payloadkit serve`; it is kept for existing deployments and accepts single-dash flags.
 //
 // Settings come from a JSON file (-config), environment variables (PAYLOADKIT_CODEC_<FLAG>, for
 // example PAYLOADKIT_CODEC_JWKS_URL) and flags, flags winning over the environment and the
@@ -38,14 +40,38 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
+
+	"github.com/payloadkit/payloadkit/internal/cliconfig"
 )
+
+// Aliases of the shared configuration types.
+type (
+	// Config is the codec server configuration.
+	Config = cliconfig.Config
+	// Pipeline is the codec chain of one namespace.
+	Pipeline = cliconfig.Pipeline
+	// EncryptionConfig selects the key provider.
+	EncryptionConfig = cliconfig.EncryptionConfig
+	// OffloadConfig selects the offload store.
+	OffloadConfig = cliconfig.OffloadConfig
+	// TLSConfig names the certificate and key files.
+	TLSConfig = cliconfig.TLSConfig
+	// AuthConfig configures authentication.
+	AuthConfig = cliconfig.AuthConfig
+	// LimitsConfig bounds requests.
+	LimitsConfig = cliconfig.LimitsConfig
+	// Duration is a time.Duration written as a Go duration string in JSON.
+	Duration = cliconfig.Duration
+)
+
+// EnvPrefix prefixes the environment variable of every flag.
+const EnvPrefix = cliconfig.EnvPrefix
+
+var errConfig = cliconfig.ErrConfig
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -59,6 +85,30 @@ func main() {
 	}
 }
 
+// loadConfig builds and validates the configuration: the file (if any), then flags and
+// environment.
+func loadConfig(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("codec-server", flag.ContinueOnError)
+	fs.SetOutput(out)
+	flags := cliconfig.Register(fs, cliconfig.PipelineScope|cliconfig.ServerScope)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected arguments %q", errConfig, fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	cfg, err := flags.Load(func(name string) bool { return given[name] }, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
 // run starts the server and serves until ctx is done, then shuts down gracefully. ready, if set,
 // receives the listening address.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(net.Addr)) error {
@@ -66,56 +116,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	baseLog := slog.New(slog.NewJSONHandler(stderr, nil))
-	log := baseLog
-	if cfg.Insecure {
-		log = log.With("insecure", true)
-	}
-	b, err := build(ctx, cfg, log, baseLog)
-	if err != nil {
-		return err
-	}
-	defer b.close()
-
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	srv := &http.Server{
-		Handler:           b.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      120 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() {
-		if cfg.TLS.CertFile != "" {
-			errc <- srv.ServeTLS(ln, cfg.TLS.CertFile, cfg.TLS.KeyFile)
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
-	log.Info("codec server listening", "addr", ln.Addr().String(), "tls", cfg.TLS.CertFile != "", "namespaces", len(cfg.Namespaces))
-	if ready != nil {
-		ready(ln.Addr())
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "timeout", time.Duration(cfg.ShutdownTimeout).String())
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	log.Info("stopped")
-	return nil
+	return cliconfig.Serve(ctx, cfg, stderr, ready)
 }

@@ -36,6 +36,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/payloadkit/payloadkit/codecserver"
+	"github.com/payloadkit/payloadkit/internal/cliconfig"
 	"github.com/payloadkit/payloadkit/workflowtest"
 )
 
@@ -437,7 +438,7 @@ func TestAllowWildcardNamespaces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			auth, err := buildAuth(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			auth, err := cliconfig.BuildAuth(context.Background(), cfg, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -462,7 +463,7 @@ func TestStaticTokensFileErrors(t *testing.T) {
 		"duplicate":     `{"tokens":[{"token":"0123456789abcdef01","subject":"a"},{"token":"0123456789abcdef01","subject":"b"}]}`,
 		"empty":         `{"tokens":[]}`,
 	} {
-		if _, err := loadStaticTokens(writeFile(t, "t.json", content)); err == nil {
+		if _, err := cliconfig.LoadStaticTokens(writeFile(t, "t.json", content)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

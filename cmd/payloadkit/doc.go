@@ -1,12 +1,31 @@
-// Command payloadkit is the operator tool of payloadkit.
+// Command payloadkit is the operator tool of payloadkit. Install it with
+//
+//	go install github.com/payloadkit/payloadkit/cmd/payloadkit@latest
 //
 // Usage:
 //
+//	payloadkit serve     [--config FILE] [server and pipeline flags]      the Codec Server
+//	payloadkit decode    (--history FILE|- | --payloads FILE|- | --workflow-id ID --address HOST:PORT)
+//	                     [--config FILE] [--namespace NS] [pipeline flags] [-o table|json]
+//	payloadkit inspect   (same input flags) [-o table|json]               key ids, ciphers, claims, totals
+//	payloadkit keys generate|rotate|list --keyring-file FILE [--key-id ID] [--show-key-material]
 //	payloadkit offload verify    --history FILE|- (--offload-dir DIR | --s3-bucket BUCKET [S3 flags])
 //	                             [--concurrency N] [--timeout 30s] [--max-history-bytes N]
 //	payloadkit offload lifecycle --namespace NS --retention 720h --longest-run 168h
 //	                             [--refresh-age 24h] [--offload-prefix PREFIX]
 //	                             [--apply --s3-bucket BUCKET [S3 flags]]
+//
+// serve, decode and inspect share the Codec Server's configuration (package internal/cliconfig):
+// the JSON file of --config, the environment variables PAYLOADKIT_CODEC_<FLAG> and flags, flags
+// winning. decode and inspect take --namespace (default "default") to pick the namespace's
+// pipeline, and the connection flags of the Temporal CLI to fetch a history: --address,
+// --workflow-id, --run-id, --tls, --tls-cert-path, --tls-key-path, --tls-ca-path,
+// --tls-server-name, --tls-disable-host-verification, --api-key (or TEMPORAL_ADDRESS and
+// TEMPORAL_API_KEY). Exit codes of decode and inspect: 0 success; 1 some payload could not be
+// decoded (decode) or is malformed (inspect), or the server could not be reached; 2 usage,
+// configuration or input error. keys: 0 success; 1 the file could not be written; 2 usage error
+// or invalid keyring. serve: 0 after a graceful shutdown; 1 the server failed; 2 configuration
+// error. Progress bars are drawn on standard error only when it is a terminal (and not --quiet).
 //
 // S3 flags, as in cmd/codec-server: --s3-region, --s3-endpoint (S3-compatible services such as
 // MinIO), --s3-path-style and --s3-store-name (the store name recorded in claims, default

@@ -15,7 +15,7 @@ import (
 // Exit codes of the command.
 const (
 	exitOK         = 0
-	exitProblem    = 1 // verify: a claim is damaged; lifecycle: an S3 request failed
+	exitProblem    = 1 // a payload could not be decoded or is malformed, a claim is damaged, a request failed
 	exitUsage      = 2 // bad flags, configuration or input
 	exitUnverified = 3 // verify: nothing found wrong, but some claims could not be checked
 )
@@ -45,6 +45,16 @@ func usageErrorf(format string, args ...any) error {
 type streams struct {
 	in       io.Reader
 	out, err io.Writer
+	// getenv reads the environment; nil means os.Getenv.
+	getenv envGetter
+}
+
+// env returns the environment variable name.
+func (s streams) env(name string) string {
+	if s.getenv == nil {
+		return os.Getenv(name)
+	}
+	return s.getenv(name)
 }
 
 func main() {
@@ -79,24 +89,44 @@ func run(ctx context.Context, args []string, s streams) int {
 func newRootCommand(s streams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "payloadkit",
-		Short: "Operate payloadkit: verify offloaded payloads, manage their S3 lifecycle",
-		Long: `payloadkit operates the stores behind the payloadkit codec.
+		Short: "Operate payloadkit: Codec Server, decode and audit payloads, keyrings, offload store",
+		Long: `payloadkit is the operator tool of the payloadkit codecs (compression,
+encryption, claim-check offload) for Temporal:
 
-Exit codes: 0 success; 1 a problem was found (verify) or an S3 request failed
-(lifecycle); 2 usage or configuration error; 3 (verify) some claims could not
-be checked.`,
+  serve      the Codec Server for the Temporal Web UI and CLI
+  decode     print a history (file, standard input or fetched from a server)
+             or Codec Server payloads with every payload decoded
+  inspect    audit payloads without keys: key ids, ciphers, claims, totals
+  keys       generate, rotate and list static keyring files
+  offload    verify a history's claims against the store; S3 lifecycle rule
+
+serve, decode and inspect read one configuration: the Codec Server's JSON
+file (--config), environment variables PAYLOADKIT_CODEC_<FLAG> and flags.
+Progress bars are shown on a terminal only. Shell completion: 'payloadkit
+completion bash|zsh|fish|powershell --help'.
+
+Exit codes (each command's help details them):
+  0  success
+  1  a problem was found or an operation failed: a payload could not be
+     decoded or is malformed, a claim is damaged, a server or S3 request
+     failed
+  2  usage, configuration or input error (bad flags, unreadable or
+     malformed files)
+  3  offload verify: nothing found wrong, but some claims could not be
+     checked`,
 		Args:          cobra.NoArgs,
 		RunE:          showHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().BoolVarP(&quietProgress, "quiet", "q", false, "no progress bars (they are shown only when standard error is a terminal)")
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newOffloadCommand(s))
+	root.AddCommand(newServeCommand(s), newDecodeCommand(s), newInspectCommand(s), newKeysCommand(s), newOffloadCommand(s))
 	return root
 }
 
