@@ -20,7 +20,8 @@
 // and the payload's own data, without joining them: request bodies and parts are sections of
 // the caller's bytes, and the caller's SHA-256 signs a single PutObject so that the AWS SDK does
 // not hash the body again. GetInto (offload.SizedGetter) reads an object of the size a claim
-// names into one buffer of exactly that size, above the part size with ranged GETs in parallel.
+// names into one buffer of exactly that size, from twice the part size with ranged GETs in
+// parallel.
 // Every object carries the user metadata payloadkit-namespace, payloadkit-written (RFC 3339
 // UTC) and payloadkit-format ("1"), for lifecycle rules and audits; Stat (offload.Stater)
 // reports an object's size and LastModified, with which the codec refreshes deduplicated

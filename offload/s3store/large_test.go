@@ -84,8 +84,9 @@ func checkMetadata(t *testing.T, md map[string]string, namespace string, after t
 	}
 }
 
-// GetInto reads an object above the part size with one ranged GET per part-size range, into the
-// caller's buffer; a smaller or larger object, or one overwritten while it is read, fails.
+// GetInto reads an object of twice the part size or more with ranged GETs of at least the part
+// size, into the caller's buffer, and a smaller one with one GET; a smaller or larger object
+// than the buffer, or one overwritten while it is read, fails.
 func TestGetIntoRanges(t *testing.T) {
 	fake := newFakeS3()
 	s, err := s3store.New(fake, "bk", &s3store.Options{PartSize: s3store.MinPartSize, UploadConcurrency: 2})
@@ -105,13 +106,23 @@ func TestGetIntoRanges(t *testing.T) {
 	if !bytes.Equal(buf, data) {
 		t.Fatal("ranged GetInto returned other bytes")
 	}
-	if len(fake.gets) != 4 {
-		t.Fatalf("GETs = %d, want 4 ranges", len(fake.gets))
+	if len(fake.gets) != 3 {
+		t.Fatalf("GETs = %d, want 3 ranges", len(fake.gets))
 	}
 	for _, g := range fake.gets {
 		if g.Range == nil {
-			t.Fatal("a GET of an object above the part size was not ranged")
+			t.Fatal("a GET of an object of three part sizes was not ranged")
 		}
+	}
+	// Below twice the part size: one GET, no range.
+	fake.gets = nil
+	fake.objects["small"], fake.etags["small"] = data[:2*s3store.MinPartSize-1], "e1"
+	small := make([]byte, 2*s3store.MinPartSize-1)
+	if err := s.GetInto(ctx, "small", small); err != nil || !bytes.Equal(small, data[:len(small)]) {
+		t.Fatalf("GetInto below twice the part size: %v", err)
+	}
+	if len(fake.gets) != 1 || fake.gets[0].Range != nil {
+		t.Fatalf("GETs below twice the part size = %d (first ranged: %v), want one whole GET", len(fake.gets), fake.gets[0].Range != nil)
 	}
 	for _, size := range []int{len(data) - 1, len(data) + 1, len(data) + 2*s3store.MinPartSize, s3store.MinPartSize} {
 		err := s.GetInto(ctx, "k", make([]byte, size))

@@ -116,7 +116,8 @@ type config struct {
 // Store is an offload.Store in an S3 bucket (AWS S3 or a compatible service such as MinIO).
 // Objects above the part size are uploaded in parts with bounded concurrency; a failed multipart
 // upload is aborted. Parts are sections of the caller's bytes, never copies. GetInto reads an
-// object of known size above the part size with parallel ranged GETs into the caller's buffer.
+// object of known size of twice the part size or more with parallel ranged GETs into the
+// caller's buffer.
 // Every object carries the user metadata MetadataNamespace, MetadataWritten and MetadataFormat.
 // Failures that may succeed when retried (network errors, timeouts, throttling, 5xx) match
 // offload.ErrRetryable. Exists and Stat use HeadObject, which needs s3:ListBucket permission to
@@ -446,9 +447,9 @@ func (s *Store) GetBounded(ctx context.Context, key string, maxBytes int64) ([]b
 }
 
 // GetInto reads the object under key into buf when it is exactly len(buf) bytes long (see
-// offload.SizedGetter): with one GetObject up to the part size, and above it with ranged
-// GetObjects of about equal sizes of at most the part size, UploadConcurrency in parallel, each
-// reading straight into its section of buf. Ranges of different versions of the object (overwritten while it was read)
+// offload.SizedGetter): with one GetObject below twice the part size, and above it with ranged
+// GetObjects of about equal sizes between one and two part sizes, UploadConcurrency in
+// parallel, each reading straight into its section of buf. Ranges of different versions of the object (overwritten while it was read)
 // fail with a retryable error. GetInto does not ask S3 for the object's checksums: its callers
 // (the codec, the storage driver) check the SHA-256 the claim names.
 func (s *Store) GetInto(ctx context.Context, key string, buf []byte) error {
@@ -456,12 +457,13 @@ func (s *Store) GetInto(ctx context.Context, key string, buf []byte) error {
 		return s.newError("get", key, offload.ErrStore, err, "")
 	}
 	size := int64(len(buf))
-	if size <= s.cfg.partSize {
+	// Ranges of about the same size, at least the part size: an object just above the part size
+	// (a payload of exactly the part size plus its framing) is not split into a tiny range.
+	n := size / s.cfg.partSize
+	if n <= 1 {
 		_, err := s.getRange(ctx, key, buf, 0, size, false)
 		return err
 	}
-	// Ranges of about the same size, at most the part size.
-	n := (size + s.cfg.partSize - 1) / s.cfg.partSize
 	rangeSize := (size + n - 1) / n
 	etags := make([]string, n)
 	g, gctx := errgroup.WithContext(ctx)
