@@ -16,9 +16,15 @@ import (
 //
 // Encode replaces each payload whose marshalled size is above the threshold by a claim (see
 // EncodingClaimCheck) after storing the marshalled payload under
-// <prefix>/<namespace>/sha256/<hex>; an object already present is not uploaded again. Decode
-// fetches the object of each claim, checks its size and SHA-256, and restores the payload; other
-// payloads pass through. Inputs are never mutated. A Codec is safe for concurrent use.
+// <prefix>/<namespace>/sha256/<hex>; an object already present is not uploaded again unless it
+// was written more than Options.RefreshAge ago. Decode fetches the object of each claim, checks
+// its size and SHA-256, and restores the payload; other payloads pass through. Inputs are never
+// mutated. A Codec is safe for concurrent use.
+//
+// Large payloads are not copied: the stored object (the deterministic proto marshalling of the
+// payload) is handed to stores implementing PartsPutter as its framing followed by the
+// payload's own data bytes, and read from stores implementing SizedGetter into one buffer of
+// the claimed size, of which the decoded payload's Data is a sub-slice.
 type Codec struct {
 	cfg       resolved
 	namespace string

@@ -158,7 +158,8 @@ type Options struct {
 
 // ObjectEvent reports one store operation of the offload stage.
 type ObjectEvent struct {
-	// Operation is "put", "get" or "deduplicated" (a put skipped because the object existed).
+	// Operation is "put", "get" or "deduplicated" (a put skipped because the object existed,
+	// written at most Options.RefreshAge ago).
 	Operation string
 	// Key is the object key.
 	Key string
