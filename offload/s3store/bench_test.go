@@ -33,8 +33,9 @@ import (
 // SDK hashes request bodies for SigV4 and adds CRC32 checksums, and validates response
 // checksums), and run interleaved in each iteration, in an order rotating between iterations.
 // Each iteration uses fresh bytes, so the codec never deduplicates. Reported per size: for each
-// alternative (raw; offload with the default 16 MiB parts; offload-1put, the codec with one
-// PutObject whatever the size) the time per round trip, its ratio to raw (-vs-raw-x), the peak
+// alternative (raw; offload with the default 16 MiB parts and ranged GETs from 32 MiB;
+// offload-1get, the same parts but one GET whatever the size; offload-1put, the codec with one
+// PutObject and one GET whatever the size) the time per round trip, its ratio to raw (-vs-raw-x), the peak
 // heap in use above the pre-operation level, sampled inside the benchmark while the operation
 // runs (MiB, and -heap-x, its ratio to the payload size), and the bytes allocated; a table
 // follows.
@@ -51,8 +52,9 @@ func BenchmarkS3RoundTrip(b *testing.B) {
 		}
 		return c
 	}
-	multipart := newCodec(nil)                                 // parts of up to 16 MiB, 4 in parallel
-	singlePut := newCodec(&s3store.Options{PartSize: 1 << 30}) // one PutObject whatever the size
+	multipart := newCodec(nil)                                  // parts of up to 16 MiB, 4 in parallel; ranged GETs
+	singleGet := newCodec(&s3store.Options{RangeSize: 1 << 30}) // the same parts, one GET whatever the size
+	singlePut := newCodec(&s3store.Options{PartSize: 1 << 30})  // one PutObject and one GET whatever the size
 
 	type alt struct {
 		name string
@@ -95,7 +97,7 @@ func BenchmarkS3RoundTrip(b *testing.B) {
 			return err
 		}
 	}
-	alts := []alt{{"raw", raw}, {"offload", viaCodec(multipart)}, {"offload-1put", viaCodec(singlePut)}}
+	alts := []alt{{"raw", raw}, {"offload", viaCodec(multipart)}, {"offload-1get", viaCodec(singleGet)}, {"offload-1put", viaCodec(singlePut)}}
 
 	type result struct {
 		d           time.Duration

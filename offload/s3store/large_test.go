@@ -124,6 +124,15 @@ func TestGetIntoRanges(t *testing.T) {
 	if len(fake.gets) != 1 || fake.gets[0].Range != nil {
 		t.Fatalf("GETs below twice the part size = %d (first ranged: %v), want one whole GET", len(fake.gets), fake.gets[0].Range != nil)
 	}
+	// RangeSize sets the ranges apart from the part size.
+	fake.gets = nil
+	byRange, err := s3store.New(fake, "bk", &s3store.Options{PartSize: s3store.MinPartSize, RangeSize: s3store.MinPartSize / 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := byRange.GetInto(ctx, "small", small); err != nil || !bytes.Equal(small, data[:len(small)]) || len(fake.gets) != 3 {
+		t.Fatalf("GetInto with RangeSize of half a part: %d GETs, %v; want 3 ranges", len(fake.gets), err)
+	}
 	for _, size := range []int{len(data) - 1, len(data) + 1, len(data) + 2*s3store.MinPartSize, s3store.MinPartSize} {
 		err := s.GetInto(ctx, "k", make([]byte, size))
 		if !errors.Is(err, offload.ErrIntegrity) || strings.Contains(err.Error(), "15728645") {

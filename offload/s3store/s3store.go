@@ -100,6 +100,10 @@ type Options struct {
 	// one object GetInto downloads in parallel. Defaults to DefaultUploadConcurrency; negative
 	// values are rejected.
 	UploadConcurrency int
+	// RangeSize is the smallest range of GetInto's parallel ranged GETs: objects of less than
+	// twice RangeSize are read with one GET, larger ones in ranges of one to two RangeSize.
+	// Defaults to PartSize; negative values are rejected.
+	RangeSize int64
 }
 
 // config is Options with defaults applied and values validated.
@@ -111,6 +115,7 @@ type config struct {
 	tagging           *string
 	partSize          int64
 	uploadConcurrency int
+	rangeSize         int64
 }
 
 // Store is an offload.Store in an S3 bucket (AWS S3 or a compatible service such as MinIO).
@@ -162,6 +167,14 @@ func New(client Client, bucket string, opts *Options) (*Store, error) {
 		cfg.partSize = DefaultPartSize
 	case cfg.partSize < MinPartSize:
 		return nil, fmt.Errorf("s3store: PartSize must be at least MinPartSize (%d bytes), got %d", MinPartSize, cfg.partSize)
+	}
+	switch {
+	case opts.RangeSize < 0:
+		return nil, fmt.Errorf("s3store: RangeSize must not be negative, got %d", opts.RangeSize)
+	case opts.RangeSize == 0:
+		cfg.rangeSize = cfg.partSize
+	default:
+		cfg.rangeSize = opts.RangeSize
 	}
 	switch {
 	case cfg.uploadConcurrency < 0:
@@ -447,9 +460,9 @@ func (s *Store) GetBounded(ctx context.Context, key string, maxBytes int64) ([]b
 }
 
 // GetInto reads the object under key into buf when it is exactly len(buf) bytes long (see
-// offload.SizedGetter): with one GetObject below twice the part size, and above it with ranged
-// GetObjects of about equal sizes between one and two part sizes, UploadConcurrency in
-// parallel, each reading straight into its section of buf. Ranges of different versions of the object (overwritten while it was read)
+// offload.SizedGetter): with one GetObject below twice Options.RangeSize (by default the part
+// size), and above it with ranged GetObjects of about equal sizes between one and two
+// RangeSize, UploadConcurrency in parallel, each reading straight into its section of buf. Ranges of different versions of the object (overwritten while it was read)
 // fail with a retryable error. GetInto does not ask S3 for the object's checksums: its callers
 // (the codec, the storage driver) check the SHA-256 the claim names.
 func (s *Store) GetInto(ctx context.Context, key string, buf []byte) error {
@@ -459,7 +472,7 @@ func (s *Store) GetInto(ctx context.Context, key string, buf []byte) error {
 	size := int64(len(buf))
 	// Ranges of about the same size, at least the part size: an object just above the part size
 	// (a payload of exactly the part size plus its framing) is not split into a tiny range.
-	n := size / s.cfg.partSize
+	n := size / s.cfg.rangeSize
 	if n <= 1 {
 		_, err := s.getRange(ctx, key, buf, 0, size, false)
 		return err

@@ -342,6 +342,7 @@ func TestNewValidation(t *testing.T) {
 		{"part size below 5 MiB", fake, "b", &s3store.Options{PartSize: s3store.MinPartSize - 1}, "PartSize must be at least"},
 		{"negative part size", fake, "b", &s3store.Options{PartSize: -1}, "PartSize must not be negative"},
 		{"negative upload concurrency", fake, "b", &s3store.Options{UploadConcurrency: -1}, "UploadConcurrency must not be negative"},
+		{"negative range size", fake, "b", &s3store.Options{RangeSize: -1}, "RangeSize must not be negative"},
 		{"name too long", fake, "b", &s3store.Options{Name: strings.Repeat("n", 257)}, "Name is longer than 256 bytes"},
 		{"key id without SSE-KMS", fake, "b", &s3store.Options{SSEKMSKeyID: "k"}, "SSEKMSKeyID is set but SSEKMS is false"},
 	} {
