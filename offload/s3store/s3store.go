@@ -43,8 +43,8 @@ var _ Client = (*s3.Client)(nil)
 
 // Defaults and limits of Options.
 const (
-	// DefaultPartSize is the size of multipart upload parts; objects of this size or less are
-	// written with one PutObject (16 MiB).
+	// DefaultPartSize is the size of multipart upload parts (16 MiB); objects of up to 1.25
+	// times this size are written with one PutObject (see Options.PartSize).
 	DefaultPartSize = 16 << 20
 	// MinPartSize is the smallest part size S3 accepts (5 MiB).
 	MinPartSize = 5 << 20
@@ -93,8 +93,11 @@ type Options struct {
 	// Tags are set on new objects (for example for lifecycle rules that expire offloaded
 	// payloads). The map is copied. Defaults to none.
 	Tags map[string]string
-	// PartSize is the multipart part size in bytes: objects larger than it are uploaded in
-	// parts. Defaults to DefaultPartSize; values below MinPartSize are rejected.
+	// PartSize is the multipart part size in bytes: objects larger than 1.25 times it are
+	// uploaded in parts of at most PartSize. (The slack keeps a payload of exactly PartSize
+	// bytes, which the codec's framing makes a few bytes larger, in one PutObject: a
+	// multipart object is slower to write and read.) Defaults to DefaultPartSize; values below
+	// MinPartSize are rejected.
 	PartSize int64
 	// UploadConcurrency bounds the parts of one object uploaded in parallel, and the ranges of
 	// one object GetInto downloads in parallel. Defaults to DefaultUploadConcurrency; negative
@@ -251,7 +254,7 @@ func (s *Store) put(ctx context.Context, key string, parts [][]byte, sum *[sha25
 		return s.newError("put", key, offload.ErrStore, err, "")
 	}
 	body := newPartsReader(parts)
-	if body.size > s.cfg.partSize {
+	if body.size > singlePutMax(s.cfg.partSize) {
 		return s.putMultipart(ctx, key, body)
 	}
 	in := &s3.PutObjectInput{
@@ -330,6 +333,9 @@ func isSHA256Hex(s string) bool {
 	}
 	return true
 }
+
+// singlePutMax is the largest object written with one PutObject for a part size.
+func singlePutMax(partSize int64) int64 { return partSize + partSize/4 }
 
 func (s *Store) putMultipart(ctx context.Context, key string, body *partsReader) error {
 	// Split into the fewest parts of at most the part size (and at most maxParts), all of about

@@ -472,3 +472,25 @@ func TestStorageDriverOnS3(t *testing.T) {
 		t.Fatalf("claim of another bucket: err = %v, want ErrStore", err)
 	}
 }
+
+// TestSinglePutSlack: objects of up to 1.25 times the part size are one PutObject (a payload
+// of exactly the part size, framed by the codec, stays one object); larger ones are multipart.
+func TestSinglePutSlack(t *testing.T) {
+	const part = s3store.MinPartSize
+	for _, tc := range []struct {
+		size      int
+		multipart bool
+	}{{part + 64, false}, {part + part/4, false}, {part + part/4 + 1, true}} {
+		fake := newFakeS3()
+		s, err := s3store.New(fake, "bk", &s3store.Options{PartSize: part})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put(context.Background(), "k", make([]byte, tc.size)); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(fake.creates) == 1; got != tc.multipart || len(fake.puts) == len(fake.creates) {
+			t.Errorf("%d bytes: %d PutObject, %d multipart uploads; want multipart %v", tc.size, len(fake.puts), len(fake.creates), tc.multipart)
+		}
+	}
+}
