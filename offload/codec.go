@@ -10,6 +10,8 @@ import (
 	"go.temporal.io/sdk/converter"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/payloadkit/payloadkit/internal/pbwire"
 )
 
 // Codec is the claim-check payload codec returned by NewCodec.
@@ -73,7 +75,7 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	byKey := map[string]*putJob{}
 	storeName := c.cfg.store.Name()
 	for i, p := range payloads {
-		size := proto.Size(p)
+		size := pbwire.Size(p)
 		if size <= c.cfg.threshold {
 			out[i] = p
 			continue
