@@ -18,3 +18,5 @@ bench:
 fuzz:
 	FUZZTIME=$${FUZZTIME:-2m} bash scripts/fuzz.sh
 coverage: ; bash -c 'ROOT=$$PWD; log() { printf "==> %s\n" "$$*" >&2; }; source scripts/deps.sh && ensure_minio && start_minio && (cd samples && go run ./cmd/coveragetable); rc=$$?; stop_minio; exit $$rc' # docs/COVERAGE.md from a run of TestCoverage (starts MinIO)
+# Chaos scenario (samples/chaos): worker processes under KMS, MinIO, corruption, SIGKILL, rotation and Codec Server faults; writes docs/CHAOS.md.
+chaos: ; bash scripts/chaos.sh
