@@ -254,7 +254,7 @@ func writeInspectTable(w io.Writer, rep *inspectReport) error {
 		if r.Error != "" {
 			keyID = "MALFORMED"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", ev, r.Field, r.Encoding, r.PayloadBytes, truncate(keyID, 64), cipher, truncate(ctx, 80), claim)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", ev, r.Field, r.Encoding, r.PayloadBytes, truncate(keyID, 100), cipher, truncate(ctx, 80), claim)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -263,7 +263,7 @@ func writeInspectTable(w io.Writer, rep *inspectReport) error {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY-ID\tPAYLOADS\tOFFLOADED\tBYTES")
 	for _, t := range append(rep.Keys, rep.Total) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", truncate(t.KeyID, 64), t.Payloads, t.Offloaded, t.Bytes)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", truncate(t.KeyID, 100), t.Payloads, t.Offloaded, t.Bytes)
 	}
 	return tw.Flush()
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/internal/cliconfig"
 )
 
@@ -54,7 +56,11 @@ Exit codes:
 				return usageErrorf("%w", err)
 			}
 			if err := cliconfig.Serve(cmd.Context(), cfg, s.err, nil); err != nil {
-				return &exitError{code: exitProblem, err: fmt.Errorf("codec server: %w", err)}
+				code := exitProblem
+				if errors.Is(err, cliconfig.ErrConfig) || errors.Is(err, codec.ErrInvalidKeyring) {
+					code = exitUsage
+				}
+				return &exitError{code: code, err: fmt.Errorf("codec server: %w", err)}
 			}
 			return nil
 		},
