@@ -194,3 +194,47 @@ func TestDecodePayloadsBody(t *testing.T) {
 	assert.Regexp(t, `(?m)^k1\s+2\s+1\s+\d+$`, r.stdout, "both payloads under k1, one offloaded (key id read from the object)")
 	t.Log("\n" + r.stdout)
 }
+
+func TestHelpOnEveryLevel(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"serve", "--help"}, {"decode", "--help"}, {"inspect", "--help"}, {"keys", "--help"},
+		{"keys", "rotate", "--help"}, {"offload", "verify", "--help"}, {"completion", "bash"},
+	} {
+		r := runBinary(t, nil, nil, args...)
+		assert.Equal(t, exitOK, r.code, "%v: %s", args, r.stderr)
+		assert.NotEmpty(t, r.stdout, args)
+		if args[0] != "completion" && args[0] != "--help" && len(args) == 2 {
+			assert.Contains(t, r.stdout, "Exit codes:", args)
+		}
+	}
+}
+
+func TestServeConfigurationErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		msg  string
+	}{
+		{[]string{"serve", "--namespace", "a"}, nil, "no authentication configured"},
+		{[]string{"serve", "--insecure"}, nil, "no namespaces"},
+		{[]string{"serve", "--insecure", "--keyring-file", "k.json"}, nil, "need --namespace"},
+		{[]string{"serve"}, []string{"PAYLOADKIT_CODEC_INSECURE=true", "PAYLOADKIT_CODEC_NAMESPACE=a", "PAYLOADKIT_CODEC_COMPRESSION=lz4"}, `compression "lz4"`},
+		{[]string{"serve", "--insecure", "--namespace", "a", "--keyring-file", filepath.Join(t.TempDir(), "missing.json")}, nil, "missing.json"},
+	} {
+		r := runBinary(t, nil, tc.env, tc.args...)
+		assert.Equal(t, exitUsage, r.code, "%v: %s", tc.args, r.stderr)
+		assert.Contains(t, r.stderr, tc.msg, tc.args)
+	}
+}
+
+func TestInspectClaimWithoutStore(t *testing.T) {
+	ring := filepath.Join(t.TempDir(), "keyring.json")
+	require.Equal(t, exitOK, runBinary(t, nil, nil, "keys", "generate", "--keyring-file", ring, "--key-id", "k1").code)
+	var rnd [2048]byte
+	_, _ = rand.Read(rnd[:])
+	ps := encodedWith(t, ring, t.TempDir(), "small", hex.EncodeToString(rnd[:]))
+	r := runBinary(t, nil, nil, "inspect", "--history", payloadHistory(t, ps))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Regexp(t, `(?m)^\(offloaded, not read\)\s+1\s+1\s+\d+$`, r.stdout)
+	assert.Regexp(t, `(?m)^k1\s+1\s+0\s+\d+$`, r.stdout)
+}

@@ -68,8 +68,12 @@ type inspectReport struct {
 	Malformed int        `json:"malformed"`
 }
 
-// unencrypted is the key id column of payloads without encryption.
-const unencrypted = "(none)"
+// Key id columns of payloads without a key id: unencrypted, or offloaded to an object that was
+// not read (no store configured).
+const (
+	unencrypted  = "(none)"
+	notReadClaim = "(offloaded, not read)"
+)
 
 func newInspectCommand(s streams) *cobra.Command {
 	f := &inspectFlags{}
@@ -85,7 +89,8 @@ a history still depends on before a key is retired.
 
 If the namespace's offload store is configured (--offload-dir, --s3-bucket
 or --config), inspect reads each claimed object to report the key id of the
-offloaded payload; it never needs, loads or asks for encryption keys.
+offloaded payload; without it, claims are summed under "(offloaded, not
+read)". It never needs, loads or asks for encryption keys.
 The header is not authenticated without the key: inspect reports what the
 payload claims.
 
@@ -142,7 +147,10 @@ func runInspect(cmd *cobra.Command, s streams, f *inspectFlags) error {
 			rep.Malformed++
 		}
 		id := r.KeyID
-		if id == "" {
+		switch {
+		case id == "" && r.Claim != nil && r.Claim.Encoding == "":
+			id = notReadClaim
+		case id == "":
 			id = unencrypted
 		}
 		t := totals[id]
