@@ -80,31 +80,46 @@ Exit codes:
 	return cmd
 }
 
-// setup reads the configuration and the input of decode and inspect.
-func setup(cmd *cobra.Command, s streams, src *sourceFlags, flags *cliconfig.Flags) (cliconfig.Pipeline, *input, error) {
+// setup reads the configuration and the input of decode and inspect, and returns the pipeline
+// of the namespace ns.
+func setup(cmd *cobra.Command, s streams, src *sourceFlags, flags *cliconfig.Flags) (p cliconfig.Pipeline, ns string, in *input, err error) {
 	src.applyEnv(s.env)
 	if err := src.check(); err != nil {
-		return cliconfig.Pipeline{}, nil, err
+		return p, "", nil, err
 	}
 	cfg, err := loadConfig(cmd, flags, s.env)
 	if err != nil {
-		return cliconfig.Pipeline{}, nil, err
+		return p, "", nil, err
 	}
-	ns := flags.Namespace()
+	ns = flags.Namespace()
 	if !flags.NamespaceGiven() && len(cfg.Namespaces) == 1 {
 		for n := range cfg.Namespaces {
 			ns = n // the only namespace of the file
 		}
 	}
-	p, err := cfg.PipelineFor(ns)
-	if err != nil {
-		return cliconfig.Pipeline{}, nil, usageErrorf("%w", err)
+	if p, err = cfg.PipelineFor(ns); err != nil {
+		return p, "", nil, usageErrorf("%w", err)
 	}
-	in, err := src.read(cmd.Context(), s, ns)
-	if err != nil {
-		return cliconfig.Pipeline{}, nil, err
+	if in, err = src.read(cmd.Context(), s, ns); err != nil {
+		return p, "", nil, err
 	}
-	return p, in, nil
+	return p, ns, in, nil
+}
+
+// bindNamespace gives the codecs the namespace's workflow serialization context, as the Codec
+// Server does: encryption then checks that each envelope belongs to the namespace (strict
+// decode), and reads what workers of that namespace wrote.
+func bindNamespace(ns string, codecs []converter.PayloadCodec) []converter.PayloadCodec {
+	out := make([]converter.PayloadCodec, len(codecs))
+	sc := converter.WorkflowSerializationContext{Namespace: ns}
+	for i, c := range codecs {
+		if cc, ok := c.(converter.PayloadCodecWithSerializationContext); ok {
+			out[i] = cc.WithSerializationContext(sc)
+		} else {
+			out[i] = c
+		}
+	}
+	return out
 }
 
 func runDecode(cmd *cobra.Command, s streams, f *decodeFlags) error {
@@ -114,7 +129,7 @@ func runDecode(cmd *cobra.Command, s streams, f *decodeFlags) error {
 	if f.width < 0 {
 		return usageErrorf("--width must not be negative")
 	}
-	p, in, err := setup(cmd, s, &f.src, f.cfg)
+	p, ns, in, err := setup(cmd, s, &f.src, f.cfg)
 	if err != nil {
 		return err
 	}
@@ -123,7 +138,7 @@ func runDecode(cmd *cobra.Command, s streams, f *decodeFlags) error {
 		return usageErrorf("building the codecs: %w", err)
 	}
 	defer func() { _ = kit.Close() }()
-	codecs := kit.Codecs()
+	codecs := bindNamespace(ns, kit.Codecs())
 
 	bar := newProgress(s, int64(len(in.items)), "decoding payloads")
 	failed := map[*commonpb.Payload]error{}

@@ -121,7 +121,7 @@ func runInspect(cmd *cobra.Command, s streams, f *inspectFlags) error {
 	if f.output != "table" && f.output != "json" {
 		return usageErrorf("--output must be table or json, not %q", f.output)
 	}
-	p, in, err := setup(cmd, s, &f.src, f.cfg)
+	p, _, in, err := setup(cmd, s, &f.src, f.cfg)
 	if err != nil {
 		return err
 	}
