@@ -15,10 +15,6 @@ import (
 	"github.com/payloadkit/payloadkit/offload/s3store"
 )
 
-// defaultRefreshAge is the codec's default refresh age (offload.Options.RefreshAge): objects
-// older than it are written again instead of deduplicated.
-const defaultRefreshAge = 24 * time.Hour
-
 type lifecycleFlags struct {
 	store                             storeFlags
 	namespace, prefix                 string
@@ -65,7 +61,7 @@ Exit codes:
 	fs.StringVar(&f.prefix, "offload-prefix", offload.DefaultPrefix, "object key prefix (offload.Options.Prefix)")
 	fs.DurationVar(&f.retention, "retention", 0, "namespace retention period, e.g. 720h (required)")
 	fs.DurationVar(&f.longestRun, "longest-run", 0, "longest workflow run of the namespace, e.g. 168h (required)")
-	fs.DurationVar(&f.refreshAge, "refresh-age", defaultRefreshAge, "the codec's refresh age (offload.Options.RefreshAge)")
+	fs.DurationVar(&f.refreshAge, "refresh-age", offload.DefaultRefreshAge, "the codec's refresh age (offload.Options.RefreshAge)")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound of the S3 requests of --apply")
 	fs.BoolVar(&f.apply, "apply", false, "apply the rule to --s3-bucket and print it read back")
 	f.store.register(fs, false)

@@ -174,7 +174,7 @@ func TestLifecycleMinIO(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	r, err := s3store.LifecycleRule("", "payments", 720*time.Hour, 168*time.Hour, offloadRefreshAge)
+	r, err := s3store.LifecycleRule("", "payments", 720*time.Hour, 168*time.Hour, offload.DefaultRefreshAge)
 	require.NoError(t, err)
 	require.NoError(t, s3store.ApplyLifecycle(ctx, client, bucket, r))
 	got := readRules(t, client, bucket)
@@ -192,7 +192,7 @@ func TestLifecycleMinIO(t *testing.T) {
 	require.Contains(t, got, "foreign-logs")
 
 	// Applying again with other days replaces the rule.
-	r2, err := s3store.LifecycleRule("", "payments", 90*24*time.Hour, 168*time.Hour, offloadRefreshAge)
+	r2, err := s3store.LifecycleRule("", "payments", 90*24*time.Hour, 168*time.Hour, offload.DefaultRefreshAge)
 	require.NoError(t, err)
 	require.NoError(t, s3store.ApplyLifecycle(ctx, client, bucket, r2))
 	rules, err = s3store.GetLifecycle(ctx, client, bucket)
@@ -211,8 +211,6 @@ func TestLifecycleMinIO(t *testing.T) {
 	assert.True(t, errors.As(err, &apiErr), "the S3 error is wrapped: %v", err)
 }
 
-// offloadRefreshAge is the codec's default refresh age (offload.DefaultRefreshAge).
-const offloadRefreshAge = 24 * time.Hour
 
 func readRules(t *testing.T, client *s3.Client, bucket string) map[string]types.LifecycleRule {
 	t.Helper()
