@@ -211,7 +211,6 @@ func TestLifecycleMinIO(t *testing.T) {
 	assert.True(t, errors.As(err, &apiErr), "the S3 error is wrapped: %v", err)
 }
 
-
 func readRules(t *testing.T, client *s3.Client, bucket string) map[string]types.LifecycleRule {
 	t.Helper()
 	rules, err := s3store.GetLifecycle(context.Background(), client, bucket)
