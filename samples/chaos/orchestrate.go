@@ -250,6 +250,11 @@ func (e *env) specs() {
 			sizes[s] = drawSize(vr)
 		}
 		work := time.Duration(float64(perWorkflow) / float64(steps) * (0.5 + r.Float64()))
+		if i < e.p.InFlight {
+			// The first wave starts at once: stagger its work so that completions (and KMS and
+			// store calls) are spread from the start.
+			work = work * time.Duration(i+1) / time.Duration(e.p.InFlight)
+		}
 		e.add(Spec{ID: fmt.Sprintf("chaos-%03d", i), Seed: uint64(i % distinct), Sizes: sizes, Work: work}, false)
 	}
 	e.victim = e.add(Spec{ID: "chaos-victim", Seed: 1 << 40, Sizes: []int{1 << 20, 64 << 10}, Work: time.Second, Gate: true}, true)
@@ -423,14 +428,20 @@ func (e *env) faultThrottle(ctx context.Context) error {
 	e.fleet.setPhase("throttle")
 	before := e.proxy.throttled.Load()
 	calls := e.kms.Calls(workflowtest.KMSAnyOperation)
+	throttleStart := time.Now()
 	e.proxy.setThrottle(e.p.ThrottleShare)
 	err := sleepCtx(ctx, e.p.Throttle)
+	// KMS traffic depends on the data-key caches: extend the phase (up to three times) until
+	// a few calls have been throttled.
+	for extra := time.Duration(0); err == nil && e.proxy.throttled.Load()-before < 5 && extra < 2*e.p.Throttle; extra += time.Second {
+		err = sleepCtx(ctx, time.Second)
+	}
 	e.proxy.setThrottle(0)
 	n := e.proxy.throttled.Load() - before
 	passed := e.kms.Calls(workflowtest.KMSAnyOperation) - calls
 	e.record(faultResult{
 		Fault:    "KMS throttling",
-		Injected: fmt.Sprintf("%.0f%% of KMS calls answered ThrottlingException for %s", e.p.ThrottleShare*100, e.p.Throttle),
+		Injected: fmt.Sprintf("%.0f%% of KMS calls answered ThrottlingException for %s", e.p.ThrottleShare*100, time.Since(throttleStart).Round(time.Second)),
 		Expected: "some calls throttled; every workflow still completes",
 		Observed: fmt.Sprintf("%d calls throttled, %d passed", n, passed),
 		OK:       n > 0,

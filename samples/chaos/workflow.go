@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -85,6 +86,21 @@ func chaosWorkflow(ctx workflow.Context, spec Spec) (string, error) {
 		prev = out
 	}
 	return digest(prev), nil
+}
+
+// chaosDynamic is the registered (dynamic) workflow: it decodes its input itself, because the Go
+// SDK fails a workflow for good when it cannot decode the input of a registered workflow
+// function, even when the error is transient (KMS unavailable and the worker's data-key cache
+// cold). Here a transient error panics, failing the workflow task, which the server retries.
+func chaosDynamic(ctx workflow.Context, args converter.EncodedValues) (string, error) {
+	var spec Spec
+	if err := args.Get(&spec); err != nil {
+		if isIntegrity(err) {
+			return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("workflow input: %v", err), integrityErrorType, nil)
+		}
+		panic(fmt.Sprintf("decoding the workflow input (transient, the workflow task is retried): %v", err))
+	}
+	return chaosWorkflow(ctx, spec)
 }
 
 func isIntegrity(err error) bool {
