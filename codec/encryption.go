@@ -100,6 +100,20 @@ type EncryptionOptions struct {
 	// OnKeyEvent, if set, is called after each key-provider call and data-key cache lookup
 	// (the Kit sets it to record telemetry). It must be fast and safe for concurrent use.
 	OnKeyEvent func(KeyEvent)
+	// Format is the envelope format Encode writes: FormatDefault (currently FormatV1),
+	// FormatV1 or FormatV2 (see CipherAES256GCMCommitV2). Decode accepts every format
+	// whatever it is. FormatV2 requires KeyObjects, and refuses a Cache.MaxMessages above
+	// MaxMessagesPerDataKeyV2.
+	Format EnvelopeFormat
+	// KeyObjects stores the key objects of envelope format v2: one small immutable object per
+	// data key, written before the first payload sealed under that data key, read once per
+	// process by decoders. An offload.Store satisfies it. Required with FormatV2; needed to
+	// decode v2 payloads (without it they fail with ErrKeyObject). Its objects must be kept
+	// as long as any payload referring to them (exempt them from lifecycle expiration).
+	KeyObjects ObjectStore
+	// KeyObjectPrefix is the first part of key-object keys, <prefix>/keys/<hex reference>
+	// (see KeyObjectKey). Defaults to DefaultKeyObjectPrefix. It must not start or end with '/'.
+	KeyObjectPrefix string
 }
 
 // KeyEvent reports one key-provider call or one data-key cache lookup.
@@ -138,6 +152,8 @@ type Encryption struct {
 	plainOK    map[string]bool
 	detMin     int // DeterministicMinSize; 0: off
 	rand       io.Reader
+	v2enc      bool     // Encode writes envelope format v2
+	v2         *v2State // key objects; nil without EncryptionOptions.KeyObjects
 
 	namespace string            // current namespace; "" when unknown
 	encCtx    map[string]string // static pairs plus namespace
@@ -225,6 +241,24 @@ func NewEncryptionCodec(opts *EncryptionOptions) (*Encryption, error) {
 		}
 		c.plainOK[e] = true
 	}
+	switch opts.Format {
+	case FormatDefault, FormatV1:
+	case FormatV2:
+		if opts.KeyObjects == nil {
+			return nil, fmt.Errorf("Encryption.Format is v2 but Encryption.KeyObjects is not set (a store for the key objects, such as the offload store)")
+		}
+		if cache.MaxMessages > MaxMessagesPerDataKeyV2 {
+			return nil, fmt.Errorf("Encryption.Cache.MaxMessages is %d, above %d, the most envelope format v2 allows per data key", cache.MaxMessages, int64(MaxMessagesPerDataKeyV2))
+		}
+		c.v2enc = true
+	default:
+		return nil, fmt.Errorf("Encryption.Format %v is not a known envelope format", opts.Format)
+	}
+	if opts.KeyObjects != nil {
+		if c.v2, err = newV2State(opts, timeout); err != nil {
+			return nil, err
+		}
+	}
 	c.bind("")
 	return c, nil
 }
@@ -307,12 +341,21 @@ func (c *Encryption) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, 
 				return nil, fmt.Errorf("encryption encode [payload=%d]: %w", i, err)
 			}
 		}
-		data, err := c.seal(dk, plaintext, deterministic)
+		var data []byte
+		if c.v2enc {
+			data, err = c.sealV2(dk, plaintext, deterministic)
+		} else {
+			data, err = c.seal(dk, plaintext, deterministic)
+		}
 		if !c.state.cache.Disabled {
 			clear(dk.Plaintext)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("encryption encode [payload=%d, key=%s]: %w", i, dk.KeyID, err)
+		}
+		if c.v2enc {
+			out[i] = &commonpb.Payload{Metadata: map[string][]byte{converter.MetadataEncoding: []byte(EncodingEncrypted)}, Data: data}
+			continue
 		}
 		out[i] = &commonpb.Payload{Metadata: encryptedMetadata(dk.KeyID), Data: data}
 	}
@@ -382,6 +425,14 @@ func (c *Encryption) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, 
 					i, truncateForError(enc, 64), ErrNotEncrypted)
 			}
 			out[i] = p
+			continue
+		}
+		if IsEnvelopeV2(p) {
+			dp, label, err := c.openV2(p, &batch)
+			if err != nil {
+				return nil, fmt.Errorf("encryption decode [payload=%d%s]: %w", i, label, err)
+			}
+			out[i] = dp
 			continue
 		}
 		dp, keyID, err := c.open(p, &batch)

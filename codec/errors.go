@@ -31,6 +31,12 @@ var (
 	// ErrNotEncrypted reports a payload that is not encrypted, refused on decode because
 	// EncryptionOptions.RequireEncryption is set.
 	ErrNotEncrypted = errors.New("payloadkit: payload is not encrypted")
+	// ErrKeyObject reports a key object of envelope format v2 that could not be written or
+	// read (missing, or the store failed: the error also wraps the store's error), or that is
+	// corrupt (its SHA-256 differs from the payload's reference, or it does not parse: then the
+	// error also matches ErrMalformed), or a v2 payload decoded without
+	// EncryptionOptions.KeyObjects. Decode errors name the key object's key.
+	ErrKeyObject = errors.New("payloadkit: key object unavailable or corrupt")
 	// ErrRetryable reports a key-provider call that failed transiently (throttled, unavailable,
 	// timed out); retrying may succeed.
 	ErrRetryable = errors.New("payloadkit: key provider temporarily unavailable")
