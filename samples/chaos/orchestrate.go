@@ -103,6 +103,11 @@ func orchestrate(p params, runDir, docPath string) (code int) {
 	tb := &fakeTB{dir: dir}
 	e := &env{p: p, tb: tb}
 	defer func() {
+		if code == 0 {
+			_ = os.RemoveAll(dir) // MinIO data and logs; kept when the run fails
+		}
+	}()
+	defer func() {
 		if e.fleet != nil {
 			e.fleet.stopAll()
 		}
