@@ -298,10 +298,27 @@ func TestOffloadLargeValueThroughS3(t *testing.T) {
 	}
 }
 
-// offloadRecordingStore is an s3store.Store that reports the errors of Exists and Put.
+// offloadRecordingStore is an s3store.Store that reports the errors of Stat, Exists, Put and
+// PutParts (the codec calls Stat and PutParts, which the S3 store implements).
 type offloadRecordingStore struct {
 	*s3store.Store
 	onError func(error)
+}
+
+func (s *offloadRecordingStore) Stat(ctx context.Context, key string) (offload.ObjectInfo, error) {
+	info, err := s.Store.Stat(ctx, key)
+	if err != nil && !errors.Is(err, offload.ErrNotFound) {
+		s.onError(err)
+	}
+	return info, err
+}
+
+func (s *offloadRecordingStore) PutParts(ctx context.Context, key string, parts [][]byte, sum [sha256.Size]byte) error {
+	err := s.Store.PutParts(ctx, key, parts, sum)
+	if err != nil {
+		s.onError(err)
+	}
+	return err
 }
 
 func (s *offloadRecordingStore) Exists(ctx context.Context, key string) (bool, error) {
