@@ -90,7 +90,8 @@ type EncryptionOptions struct {
 	// cache window, another namespace or context) never match. Defaults to 0 (every message
 	// id random); negative values mean the same. The Kit sets it to half the offload
 	// threshold when an offload stage in codec mode follows, unless it is set (use -1 to keep
-	// every message id random).
+	// every message id random). With FormatV2 the message id is derived likewise (see
+	// CipherAES256GCMCommitV2).
 	DeterministicMinSize int
 	// CallTimeout bounds each call to a remote key provider. Defaults to DefaultCallTimeout.
 	// Negative values are rejected.
@@ -108,8 +109,9 @@ type EncryptionOptions struct {
 	// KeyObjects stores the key objects of envelope format v2: one small immutable object per
 	// data key, written before the first payload sealed under that data key, read once per
 	// process by decoders. An offload.Store satisfies it. Required with FormatV2; needed to
-	// decode v2 payloads (without it they fail with ErrKeyObject). Its objects must be kept
-	// as long as any payload referring to them (exempt them from lifecycle expiration).
+	// decode v2 payloads (without it they fail with ErrKeyObject). Each call is bounded by
+	// CallTimeout. Its objects must be kept as long as any payload referring to them (exempt
+	// them from lifecycle expiration).
 	KeyObjects ObjectStore
 	// KeyObjectPrefix is the first part of key-object keys, <prefix>/keys/<hex reference>
 	// (see KeyObjectKey). Defaults to DefaultKeyObjectPrefix. It must not start or end with '/'.
@@ -134,8 +136,9 @@ type KeyEvent struct {
 
 // Encryption is the encryption stage, a converter.PayloadCodec built by NewEncryptionCodec:
 // AES-256-GCM envelope encryption of the whole marshalled payload (see CipherAES256GCMCommitV1
-// for the format). Payloads that are not encrypted pass Decode unchanged unless
-// RequireEncryption is set. Inputs are never mutated.
+// for the format, and CipherAES256GCMCommitV2 for the opt-in EncryptionOptions.Format v2).
+// Payloads that are not encrypted pass Decode unchanged unless RequireEncryption is set. Inputs
+// are never mutated.
 //
 // Encryption implements converter.PayloadCodecWithSerializationContext: copies made by
 // WithSerializationContext share the key provider and data-key caches and differ in the

@@ -15,6 +15,7 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -264,6 +265,37 @@ func TestV2Overhead(t *testing.T) {
 		if overhead["static keyring"] != overhead["KMS-sized EDK"] {
 			t.Errorf("%s: v2 overhead depends on the key provider: %v", vname, overhead)
 		}
+	}
+	// The documented formula: 94 bytes plus the varint of the outer data length.
+	for _, n := range []int{0, 30, 1 << 10, 16 << 10, 64 << 10, 1 << 20} {
+		p := sizedPayload(n)
+		enc := encodeOne(t, bindNS(newTestCodec(t, EncryptionOptions{Keys: newFakeKMS(), Format: FormatV2, KeyObjects: newMemObjectStore()}), "default"), p)
+		want := 94 + protowire.SizeVarint(uint64(len(enc.Data)))
+		if o := proto.Size(enc) - proto.Size(p); o != want {
+			t.Errorf("%d-byte value: overhead %d, want %d", n, o, want)
+		}
+	}
+}
+
+// TestV2KeyObjectCacheBounds: the parsed key-object cache is bounded in entries and bytes.
+func TestV2KeyObjectCacheBounds(t *testing.T) {
+	c := newLRU[int](3, 100)
+	for i := range 5 {
+		c.put(fmt.Sprint(i), i, 10)
+	}
+	if c.l.Len() != 3 || c.bytes != 30 {
+		t.Fatalf("%d entries, %d bytes; want 3, 30", c.l.Len(), c.bytes)
+	}
+	if _, ok := c.get("1"); ok {
+		t.Fatal("the oldest entries were kept")
+	}
+	c.put("big", 0, 90) // evicts "2" and "3": 10 + 90 bytes fit
+	if c.l.Len() != 2 || c.bytes != 100 {
+		t.Fatalf("%d entries, %d bytes; want 2, 100", c.l.Len(), c.bytes)
+	}
+	c.put("big", 1, 50)
+	if v, _ := c.get("big"); v != 1 || c.bytes != 60 || c.l.Len() != 2 {
+		t.Fatal("replacing an entry")
 	}
 }
 
