@@ -160,6 +160,9 @@ func New(ctx context.Context, opts Options) (kit *Kit, err error) {
 		Stages:   stages,
 		Observer: tel,
 		Remote:   remote,
+		// A key provider or store briefly unavailable must not fail a workflow for good: in
+		// workflow code such errors become workflow task failures, which the server retries.
+		Retryable: isRetryable,
 	})
 	k.dc = k.pipeline.DataConverter()
 	fc, err := failureconv.New(k.dc, opts.Failures, opts.Encryption != nil)
@@ -333,4 +336,9 @@ func (k *Kit) Close() error {
 		errs = append(errs, c())
 	}
 	return errors.Join(errs...)
+}
+
+// isRetryable reports errors of the stages that may succeed when retried.
+func isRetryable(err error) bool {
+	return errors.Is(err, codec.ErrRetryable) || errors.Is(err, offload.ErrRetryable)
 }

@@ -125,6 +125,7 @@ func withDefaultNamespace(sc converter.SerializationContext, ns string) converte
 func (d *dataConverter) ToPayloads(values ...any) (*commonpb.Payloads, error) {
 	ps, err := d.DataConverter.ToPayloads(values...)
 	if err != nil {
+		d.panicIfRetryable(err)
 		return ps, err
 	}
 	if probe := findProbe(d.ctx, d.wctx); probe != nil {
@@ -133,6 +134,35 @@ func (d *dataConverter) ToPayloads(values ...any) (*commonpb.Payloads, error) {
 		}
 	}
 	return ps, nil
+}
+
+// ToPayload implements converter.DataConverter (see Options.Retryable).
+func (d *dataConverter) ToPayload(value any) (*commonpb.Payload, error) {
+	p, err := d.DataConverter.ToPayload(value)
+	d.panicIfRetryable(err)
+	return p, err
+}
+
+// FromPayloads implements converter.DataConverter (see Options.Retryable).
+func (d *dataConverter) FromPayloads(payloads *commonpb.Payloads, valuePtrs ...any) error {
+	err := d.DataConverter.FromPayloads(payloads, valuePtrs...)
+	d.panicIfRetryable(err)
+	return err
+}
+
+// FromPayload implements converter.DataConverter (see Options.Retryable).
+func (d *dataConverter) FromPayload(payload *commonpb.Payload, valuePtr any) error {
+	err := d.DataConverter.FromPayload(payload, valuePtr)
+	d.panicIfRetryable(err)
+	return err
+}
+
+// panicIfRetryable panics with a *RetryableError when err is retryable and the converter is
+// bound to a workflow context (see Options.Retryable).
+func (d *dataConverter) panicIfRetryable(err error) {
+	if err != nil && d.wctx != nil && d.p.retry != nil && d.p.retry(err) {
+		panic(&RetryableError{Err: err})
+	}
 }
 
 // binding is the context a DataConverter was bound to, and the observing function the

@@ -43,7 +43,29 @@ type Options struct {
 	// DataConverter then turns off the SDK's deadlock detector around its calls, each remote
 	// call being bounded by its own timeout.
 	Remote bool
+	// Retryable reports errors of the stages that may succeed when retried (a key provider or
+	// a store briefly unavailable). When such an error occurs in a DataConverter bound to a
+	// workflow context, the DataConverter panics with a *RetryableError instead of returning
+	// it: the SDK fails a workflow for good when its input cannot be decoded or its result
+	// encoded, but turns a panic into a workflow task failure, which the server retries.
+	// Defaults to none: every error is returned.
+	Retryable func(error) bool
 }
+
+// RetryableError is the panic value of a DataConverter bound to a workflow context when a stage
+// fails with an error Options.Retryable accepts. The SDK reports it as a workflow task failure
+// (under its default panic policy, WorkflowPanicPolicy BlockWorkflow) and the server retries
+// the task.
+type RetryableError struct {
+	// Err is the stage's error.
+	Err error
+}
+
+func (e *RetryableError) Error() string {
+	return "payloadkit: retryable failure in workflow code, failing the workflow task so that it is retried: " + e.Err.Error()
+}
+
+func (e *RetryableError) Unwrap() error { return e.Err }
 
 // CodecCall describes one call of a stage's Encode or Decode within a ChainCall (whose Op it
 // shares).
@@ -100,6 +122,7 @@ type Pipeline struct {
 	names    []string // stage names, encode order
 	observer Observer
 	remote   bool
+	retry    func(error) bool
 	dc       converter.DataConverter
 }
 
@@ -110,6 +133,7 @@ func New(opts Options) *Pipeline {
 		stages:   append([]Stage(nil), opts.Stages...),
 		observer: opts.Observer,
 		remote:   opts.Remote,
+		retry:    opts.Retryable,
 	}
 	for _, s := range p.stages {
 		p.names = append(p.names, s.Name)
