@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of payloadkit: installs what the tests need (MinIO, the Temporal Web UI server,
-# Chromium), starts MinIO on 127.0.0.1, runs vet, gofmt, the tests of both modules and a short
-# fuzz run of every fuzz target, then stops what it started.
+# Chromium), starts MinIO on 127.0.0.1, runs vet, gofmt, the tests of both modules, the short
+# chaos scenario and a short fuzz run of every fuzz target, then stops what it started.
 #
 # Environment: FUZZTIME (default 5s) per fuzz target; SKIP_FUZZ=1 to skip fuzzing.
 set -euo pipefail
@@ -50,6 +50,8 @@ log "go test (library)"
 go test -timeout 20m ./...
 log "go test (samples)"
 (cd samples && go test -timeout 30m ./...)
+log "chaos scenario (short: every fault once, about two minutes; make chaos runs the full one)"
+(cd samples && go run ./chaos -short)
 
 if [[ "${SKIP_FUZZ:-}" != "1" ]]; then
 	log "fuzz (${FUZZTIME} per target)"
