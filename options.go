@@ -57,4 +57,11 @@ type Options struct {
 	// Failures configures the FailureConverter. Defaults to encoding failure messages and
 	// stack traces whenever Encryption is set.
 	Failures *failureconv.Options
+
+	// AllowLocalKeyObjects lets Encryption.Format v2 keep its key objects in an
+	// offload.MemoryStore. Without it the Kit refuses that setup: no other process (workers,
+	// the Codec Server, the CLI) could decode the payloads. For tests only. With an Offload
+	// stage and no Encryption.KeyObjects, the Kit uses the offload store (and its Prefix) for
+	// key objects, so it also decodes v2 payloads written by other Kits.
+	AllowLocalKeyObjects bool
 }

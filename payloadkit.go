@@ -123,12 +123,15 @@ func New(ctx context.Context, opts Options) (kit *Kit, err error) {
 		}
 	}
 	if opts.Encryption != nil {
+		if err := keyObjects(&opts); err != nil {
+			return nil, err
+		}
 		c, err := codec.NewEncryptionCodec(opts.Encryption)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
 		k.closers = append(k.closers, c.Close)
-		remote = remote || isRemote(opts.Encryption.Keys)
+		remote = remote || isRemote(opts.Encryption.Keys) || isRemote(opts.Encryption.KeyObjects)
 		stages = append(stages, pipeline.Stage{Name: StageEncryption, Codec: c})
 		k.stages = append(k.stages, StageEncryption)
 	}
@@ -341,4 +344,31 @@ func (k *Kit) Close() error {
 // isRetryable reports errors of the stages that may succeed when retried.
 func isRetryable(err error) bool {
 	return errors.Is(err, codec.ErrRetryable) || errors.Is(err, offload.ErrRetryable)
+}
+
+// keyObjects gives the encryption options (a copy, when they change) the offload store as the
+// store of envelope v2 key objects when they name none: a Kit with an offload stage then writes
+// v2 when asked to and decodes v2 payloads of other writers in every case. It refuses v2 with
+// key objects in a MemoryStore, which no other process can read, unless
+// Options.AllowLocalKeyObjects is set.
+func keyObjects(opts *Options) error {
+	enc := opts.Encryption
+	if enc.KeyObjects == nil && opts.Offload != nil && opts.Offload.Store != nil {
+		cp := *enc
+		cp.KeyObjects = opts.Offload.Store
+		if cp.KeyObjectPrefix == "" {
+			cp.KeyObjectPrefix = opts.Offload.Prefix // "" means the same default as offload's
+		}
+		opts.Encryption = &cp
+		enc = &cp
+	}
+	if enc.Format != codec.FormatV2 || opts.AllowLocalKeyObjects {
+		return nil
+	}
+	if _, ok := enc.KeyObjects.(*offload.MemoryStore); ok {
+		return fmt.Errorf("%w: Encryption.Format is v2 with key objects in an offload.MemoryStore, "+
+			"which workers in other processes, the Codec Server and the CLI cannot read: use a shared store "+
+			"(S3, a shared directory), or set AllowLocalKeyObjects in tests", ErrInvalidOptions)
+	}
+	return nil
 }

@@ -650,3 +650,69 @@ func TestDefaultPayloadConverter(t *testing.T) {
 		t.Errorf("encoding %q, want json/protobuf", enc)
 	}
 }
+
+// TestEnvelopeV2ThroughKit: with Format v2 and an offload stage, the Kit keeps key objects in the
+// offload store (a MemoryStore only when AllowLocalKeyObjects is set), a small value costs at
+// most 96 bytes of encryption, and a Kit writing v1 on the same store decodes v2 payloads.
+func TestEnvelopeV2ThroughKit(t *testing.T) {
+	ring := keyring(t)
+	mem := offload.NewMemoryStore()
+	_, err := payloadkit.New(context.Background(), payloadkit.Options{
+		Encryption: &codec.EncryptionOptions{Keys: ring, Format: codec.FormatV2},
+		Offload:    &offload.Options{Store: mem},
+	})
+	if !errors.Is(err, payloadkit.ErrInvalidOptions) || !strings.Contains(err.Error(), "AllowLocalKeyObjects") {
+		t.Fatalf("v2 with a MemoryStore: %v, want ErrInvalidOptions naming AllowLocalKeyObjects", err)
+	}
+
+	files, err := offload.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		store offload.Store
+		allow bool
+	}{{"file store", files, false}, {"memory store in a test", mem, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			none := codec.None
+			v2 := newKit(t, payloadkit.Options{
+				Compression:          &codec.CompressionOptions{Algorithm: none},
+				Encryption:           &codec.EncryptionOptions{Keys: ring, Format: codec.FormatV2},
+				Offload:              &offload.Options{Store: tc.store},
+				AllowLocalKeyObjects: tc.allow,
+			})
+			v1 := newKit(t, payloadkit.Options{
+				Compression: &codec.CompressionOptions{Algorithm: none},
+				Encryption:  &codec.EncryptionOptions{Keys: ring},
+				Offload:     &offload.Options{Store: tc.store},
+			})
+			value := strings.Repeat("x", 30)
+			plain, err := converter.GetDefaultDataConverter().ToPayload(value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := v2.DataConverterFor("orders").ToPayload(value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !codec.IsEnvelopeV2(p) {
+				t.Fatalf("the Kit wrote %q, not a v2 envelope", p.Metadata)
+			}
+			if overhead := proto.Size(p) - proto.Size(plain); overhead > 96 {
+				t.Errorf("v2 costs %d bytes over the plain payload, want at most 96", overhead)
+			}
+			ref, err := codec.ReadKeyObjectRef(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := tc.store.Exists(context.Background(), codec.KeyObjectKey(codec.DefaultKeyObjectPrefix, ref)); err != nil || !ok {
+				t.Fatalf("key object not in the offload store: %v", err)
+			}
+			var out string
+			if err := v1.DataConverterFor("orders").FromPayload(p, &out); err != nil || out != value {
+				t.Fatalf("a v1 Kit on the same store decoded %q, %v", out, err)
+			}
+		})
+	}
+}
