@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"slices"
 
@@ -307,25 +308,76 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 // Envelope is what the header of an encrypted payload says, readable without any key: for
 // audits, tests and tools that check which master key, data key and encryption context a
 // stored payload uses.
+//
+// A version 1 envelope holds everything itself. A version 2 envelope (see
+// CipherAES256GCMCommitV2) holds only the reference of its key object: ReadEnvelope then
+// returns KeyID, EncryptedDataKey and Context empty, and WithKeyObject fills them from the key
+// object (read from the store under KeyObjectKey(prefix, KeyObjectRef)).
 type Envelope struct {
-	// KeyID is the master key id that encrypted the data key.
+	// Version is the envelope format version: 1 (CipherAES256GCMCommitV1) or 2
+	// (CipherAES256GCMCommitV2).
+	Version int
+	// KeyObjectRef is, for version 2, the reference of the key object: the SHA-256 of its
+	// bytes, stored under KeyObjectKey(prefix, KeyObjectRef). Zero for version 1.
+	KeyObjectRef [sha256.Size]byte
+	// KeyID is the master key id that encrypted the data key. For version 2 it is in the key
+	// object: empty until WithKeyObject.
 	KeyID string
-	// EncryptedDataKey is the data key as the key provider encrypted it.
+	// EncryptedDataKey is the data key as the key provider encrypted it. For version 2 it is in
+	// the key object: nil until WithKeyObject.
 	EncryptedDataKey []byte
-	// Context is the encryption context (the namespace under ContextKeyNamespace, and static pairs).
+	// Context is the encryption context (the namespace under ContextKeyNamespace, and static
+	// pairs). For version 2 it is in the key object: nil until WithKeyObject.
 	Context map[string]string
+}
+
+// KeyObjectRefHex returns KeyObjectRef in hexadecimal, as in key-object keys; "" for version 1.
+func (e *Envelope) KeyObjectRefHex() string {
+	if e.Version != 2 {
+		return ""
+	}
+	return hex.EncodeToString(e.KeyObjectRef[:])
+}
+
+// WithKeyObject fills KeyID, EncryptedDataKey and Context of a version 2 envelope from its key
+// object obj (the bytes stored under KeyObjectKey(prefix, e.KeyObjectRef)), after checking
+// with ReadKeyObject that obj hashes to the reference and parses. It fails with an error
+// matching ErrKeyObject for a key object that does not, and with ErrMalformed for a version 1
+// envelope; e is unchanged on failure. As with ReadEnvelope, nothing is decrypted: the data key
+// behind the key object is checked only when the payload decodes.
+func (e *Envelope) WithKeyObject(obj []byte) error {
+	if e.Version != 2 {
+		return fmt.Errorf("%w: envelope format version %d has no key object", ErrMalformed, e.Version)
+	}
+	k, err := ReadKeyObject(e.KeyObjectRef, obj)
+	if err != nil {
+		return err
+	}
+	e.KeyID, e.EncryptedDataKey, e.Context = k.KeyID, k.EncryptedDataKey, k.Context
+	return nil
 }
 
 // ReadEnvelope parses the header of a binary/encrypted payload, with the same bounds as
 // decoding. It decrypts nothing and so does not authenticate the header: trust what it
 // returns only after the payload decoded.
+//
+// For an envelope format v2 payload (IsEnvelopeV2) it returns Version 2 and KeyObjectRef, with
+// KeyID, EncryptedDataKey and Context empty: those are in the key object, which
+// Envelope.WithKeyObject reads.
 func ReadEnvelope(p *commonpb.Payload) (Envelope, error) {
 	if enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc != EncodingEncrypted {
 		return Envelope{}, fmt.Errorf("%w: encoding %q, want %q", ErrMalformed, enc, EncodingEncrypted)
+	}
+	if IsEnvelopeV2(p) {
+		ref, err := ReadKeyObjectRef(p)
+		if err != nil {
+			return Envelope{}, err
+		}
+		return Envelope{Version: 2, KeyObjectRef: ref}, nil
 	}
 	h, _, err := parseHeader(p.GetData())
 	if err != nil {
 		return Envelope{}, err
 	}
-	return Envelope{KeyID: h.keyID, EncryptedDataKey: bytes.Clone(h.edk), Context: h.context}, nil
+	return Envelope{Version: 1, KeyID: h.keyID, EncryptedDataKey: bytes.Clone(h.edk), Context: h.context}, nil
 }

@@ -121,6 +121,10 @@ const (
 	// DefaultKeyObjectPrefix is the default EncryptionOptions.KeyObjectPrefix; it equals the
 	// offload stage's default prefix.
 	DefaultKeyObjectPrefix = "payloadkit"
+	// MaxKeyObjectSize is the size, in bytes, of the largest key object that parses (with
+	// MaxKeyIDLen, MaxEncryptedDataKeyLen, MaxContextPairs and MaxContextBytes): tools reading
+	// key objects bound their reads by it.
+	MaxKeyObjectSize = maxKeyObjectSize
 	// DefaultKeyObjectCacheEntries bounds the parsed key objects a codec keeps (an LRU shared
 	// by the codec's serialization-context copies, also bounded to keyObjectCacheBytes, 16 MiB,
 	// of key objects: a typical one is 150 to 400 bytes), and separately the references of the
@@ -176,8 +180,9 @@ func ReadKeyObjectRef(p *commonpb.Payload) ([sha256.Size]byte, error) {
 }
 
 // ReadKeyObject parses a key object of envelope format v2, with the same bounds as decoding,
-// after checking that its SHA-256 is ref. It decrypts nothing: the data key behind it, and so
-// the commitment, are checked only when a payload decodes.
+// after checking that its SHA-256 is ref, and returns it as an Envelope with Version 2 and
+// KeyObjectRef ref. It decrypts nothing: the data key behind it, and so the commitment, are
+// checked only when a payload decodes.
 func ReadKeyObject(ref [sha256.Size]byte, obj []byte) (Envelope, error) {
 	if sha256.Sum256(obj) != ref {
 		return Envelope{}, fmt.Errorf("%w: SHA-256 of the key object differs from its reference", ErrKeyObject)
@@ -186,7 +191,7 @@ func ReadKeyObject(ref [sha256.Size]byte, obj []byte) (Envelope, error) {
 	if err != nil {
 		return Envelope{}, fmt.Errorf("%w: %w", ErrKeyObject, err)
 	}
-	return Envelope{KeyID: h.keyID, EncryptedDataKey: bytes.Clone(h.edk), Context: cloneContext(h.context)}, nil
+	return Envelope{Version: 2, KeyObjectRef: ref, KeyID: h.keyID, EncryptedDataKey: bytes.Clone(h.edk), Context: cloneContext(h.context)}, nil
 }
 
 // appendKeyObject appends the key object of a data key to dst. ctx is the canonical context.

@@ -2,6 +2,8 @@ package offload
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +15,8 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/payloadkit/payloadkit/codec"
 )
 
 // ClaimStatus is the outcome of checking one claim found in a workflow history.
@@ -35,6 +39,19 @@ const (
 	ClaimError ClaimStatus = "error"
 )
 
+// CheckKind tells what a ClaimCheck checked.
+type CheckKind string
+
+// Check kinds reported by VerifyHistory.
+const (
+	// KindClaim is the check of a claim payload's object.
+	KindClaim CheckKind = "claim"
+	// KindKeyObject is the check of the key object of an envelope format v2 payload
+	// (codec.IsEnvelopeV2): that the store holds it under codec.KeyObjectKey and that
+	// codec.ReadKeyObject accepts it (its SHA-256 is the payload's reference and it parses).
+	KindKeyObject CheckKind = "key-object"
+)
+
 // DefaultVerifyConcurrency is the default of VerifyOptions.Concurrency.
 const DefaultVerifyConcurrency = DefaultConcurrency
 
@@ -49,10 +66,17 @@ type VerifyOptions struct {
 	// with ClaimError (matching ErrTooLarge) without reading it. Every read is also bounded by
 	// the claimed size. Defaults to DefaultMaxPayloadSize.
 	MaxObjectSize int64
+	// KeyObjectPrefix is the prefix of the key objects of envelope format v2 payloads, as the
+	// encryption codec's EncryptionOptions.KeyObjectPrefix: they are read under
+	// codec.KeyObjectKey(KeyObjectPrefix, reference). Defaults to codec.DefaultKeyObjectPrefix.
+	KeyObjectPrefix string
 }
 
-// ClaimCheck is the outcome for one claim payload of a history.
+// ClaimCheck is the outcome for one claim payload of a history (Kind KindClaim), or for the key
+// object of one envelope format v2 payload (Kind KindKeyObject).
 type ClaimCheck struct {
+	// Kind tells what was checked: the object of a claim, or the key object of a v2 payload.
+	Kind CheckKind
 	// EventID is the id of the history event holding the claim.
 	EventID int64
 	// EventType is the event's type, e.g. "WorkflowExecutionStarted".
@@ -61,9 +85,17 @@ type ClaimCheck struct {
 	// "workflowExecutionStartedEventAttributes.input.payloads[0]".
 	Path string
 	// Claim is the parsed claim. For a malformed claim only Store and Key are set, from the
-	// payload's metadata when present (cut to 64 bytes).
+	// payload's metadata when present (cut to 64 bytes). For a key-object check it names the
+	// key object: the store verified, its key and, as SHA256, its reference in hexadecimal
+	// (Size is 0: a key object's size is not known in advance).
 	Claim Claim
-	// Status is the outcome.
+	// InClaim is set for a key-object check of a v2 payload that was offloaded: read from the
+	// object of the claim at the same EventID and Path (checked just before it). It is unset for
+	// v2 payloads found in the history itself.
+	InClaim bool
+	// Status is the outcome. A key-object check is ClaimOK, ClaimMissing, ClaimCorrupt (the
+	// object's SHA-256 differs from the reference, or it does not parse), ClaimMalformed (the
+	// v2 payload is too short to hold a reference) or ClaimError.
 	Status ClaimStatus
 	// Err is the reason of any status but ClaimOK (nil for ClaimOK). It matches ErrNotFound for
 	// ClaimMissing, ErrIntegrity for ClaimCorrupt and ClaimMalformed, and ErrStore for
@@ -71,28 +103,35 @@ type ClaimCheck struct {
 	Err error
 }
 
-// VerifySummary counts the claims of a history by status. Claims that name the same object
-// are each counted; Objects counts the distinct objects read.
+// VerifySummary counts the checks of a history by status: the claims, and the key objects of
+// envelope format v2 payloads. Checks that name the same object are each counted; Objects
+// counts the distinct objects read.
 type VerifySummary struct {
-	// Claims is the number of claim payloads found.
+	// Claims is the number of claim payloads found (checks of kind KindClaim).
 	Claims int
-	// Objects is the number of distinct objects read from the store (each read once).
+	// KeyObjects is the number of key-object checks (KindKeyObject): one per v2 payload found in
+	// the history or in a verified claim object, several of which may name one key object.
+	KeyObjects int
+	// Objects is the number of distinct objects read from the store (each read once): claim
+	// objects and key objects.
 	Objects int
-	// OK, Missing, Corrupt, Malformed, OtherStore and Errors count claims by status.
+	// OK, Missing, Corrupt, Malformed, OtherStore and Errors count the checks of both kinds by
+	// status.
 	OK, Missing, Corrupt, Malformed, OtherStore, Errors int
 }
 
-// String returns the summary on one line: "claims=3 objects=2 ok=2 missing=1 ...".
+// String returns the summary on one line: "claims=3 key-objects=1 objects=3 ok=3 missing=1 ...".
 func (s VerifySummary) String() string {
-	return fmt.Sprintf("claims=%d objects=%d ok=%d missing=%d corrupt=%d malformed=%d other-store=%d errors=%d",
-		s.Claims, s.Objects, s.OK, s.Missing, s.Corrupt, s.Malformed, s.OtherStore, s.Errors)
+	return fmt.Sprintf("claims=%d key-objects=%d objects=%d ok=%d missing=%d corrupt=%d malformed=%d other-store=%d errors=%d",
+		s.Claims, s.KeyObjects, s.Objects, s.OK, s.Missing, s.Corrupt, s.Malformed, s.OtherStore, s.Errors)
 }
 
 // VerifyReport is the result of VerifyHistory.
 type VerifyReport struct {
 	// Store is the name of the store verified.
 	Store string
-	// Checks holds one entry per claim payload, in history order.
+	// Checks holds one entry per claim payload and per v2 payload, in history order; the
+	// key-object check of an offloaded v2 payload follows the check of its claim.
 	Checks []ClaimCheck
 	// Summary counts Checks by status.
 	Summary VerifySummary
@@ -109,11 +148,13 @@ func (r *VerifyReport) Problems() []ClaimCheck {
 	return out
 }
 
-// OK reports whether every claim was verified (true when the history holds no claim).
-func (r *VerifyReport) OK() bool { return r.Summary.OK == r.Summary.Claims }
+// OK reports whether every claim and key object was verified (true when the history holds
+// neither claims nor v2 payloads).
+func (r *VerifyReport) OK() bool { return r.Summary.OK == r.Summary.Claims+r.Summary.KeyObjects }
 
-// Damaged reports whether some claim is known bad: missing, corrupt or malformed. (Claims that
-// could not be checked, ClaimError and ClaimOtherStore, are not evidence of damage.)
+// Damaged reports whether some claim or key object is known bad: missing, corrupt or
+// malformed. (Checks that could not be done, ClaimError and ClaimOtherStore, are not evidence
+// of damage.)
 func (r *VerifyReport) Damaged() bool {
 	return r.Summary.Missing+r.Summary.Corrupt+r.Summary.Malformed > 0
 }
@@ -124,7 +165,12 @@ func (r *VerifyReport) Damaged() bool {
 // before deleting or expiring objects, or after restoring a bucket, to learn which workflow
 // histories still resolve.
 //
-// Each distinct claim is read once, with at most opts.Concurrency reads at once. Claims that
+// It also checks the key object of every envelope format v2 payload (codec.IsEnvelopeV2) found
+// in the history, or in the object of a claim that verified: that store holds it under
+// codec.KeyObjectKey(opts.KeyObjectPrefix, reference) and that codec.ReadKeyObject accepts it.
+// These checks have Kind KindKeyObject; a v2 payload cannot decode without its key object.
+//
+// Each distinct claim and key object is read once, with at most opts.Concurrency reads at once. Claims that
 // name another store or do not parse are reported, not skipped. Failures of individual objects
 // are reported in the VerifyReport; the error is non-nil only for invalid arguments or when ctx
 // ends, in which case the report is still returned with the unchecked objects as ClaimError.
@@ -148,16 +194,25 @@ func VerifyHistory(ctx context.Context, store Store, h *historypb.History, opts 
 			return nil, err
 		}
 	}
+	if o.KeyObjectPrefix == "" {
+		o.KeyObjectPrefix = codec.DefaultKeyObjectPrefix
+	}
+	if strings.HasPrefix(o.KeyObjectPrefix, "/") || strings.HasSuffix(o.KeyObjectPrefix, "/") {
+		return nil, fmt.Errorf("offload: verify: VerifyOptions.KeyObjectPrefix %q must not start or end with '/'", o.KeyObjectPrefix)
+	}
 
 	storeName := store.Name()
 	rep := &VerifyReport{Store: storeName}
+	var checks []ClaimCheck
 	for _, ev := range h.GetEvents() {
 		evType := ev.GetEventType().String()
 		walkPayloads(ev.ProtoReflect(), "", func(path string, p *commonpb.Payload) {
-			if !IsClaim(p) {
-				return
+			switch {
+			case IsClaim(p):
+				checks = append(checks, checkClaim(ev.GetEventId(), evType, path, p, storeName))
+			case codec.IsEnvelopeV2(p):
+				checks = append(checks, checkV2Payload(ev.GetEventId(), evType, path, p, storeName, o.KeyObjectPrefix))
 			}
-			rep.Checks = append(rep.Checks, checkClaim(ev.GetEventId(), evType, path, p, storeName))
 		})
 	}
 
@@ -166,12 +221,15 @@ func VerifyHistory(ctx context.Context, store Store, h *historypb.History, opts 
 	type object struct {
 		claim Claim
 		err   error
+		// v2 and ref: the object holds a v2 payload with this key-object reference.
+		v2  bool
+		ref [sha256.Size]byte
 	}
 	objects := map[Claim]*object{}
 	var order []*object
 	keys := map[string]bool{}
-	for _, c := range rep.Checks {
-		if c.Status != "" {
+	for _, c := range checks {
+		if c.Status != "" || c.Kind != KindClaim {
 			continue
 		}
 		if _, ok := objects[c.Claim]; !ok {
@@ -181,24 +239,73 @@ func VerifyHistory(ctx context.Context, store Store, h *historypb.History, opts 
 			keys[c.Claim.Key] = true
 		}
 	}
-	rep.Summary.Objects = len(keys)
 	g := errgroup.Group{}
 	g.SetLimit(o.Concurrency)
 	for _, obj := range order {
 		g.Go(func() error {
-			obj.err = verifyObject(ctx, store, obj.claim, o)
+			var data []byte
+			data, obj.err = verifyObject(ctx, store, obj.claim, o)
+			if obj.err == nil {
+				// An offloaded v2 payload: its key object is checked too. An object that does
+				// not parse is left to the codec, which reports it on decode.
+				if p, err := parseObject(data); err == nil && codec.IsEnvelopeV2(p) {
+					obj.ref, err = codec.ReadKeyObjectRef(p)
+					obj.v2 = err == nil
+				}
+			}
 			return nil
 		})
 	}
 	_ = g.Wait() // the functions return nil; errors are in the objects
 
+	// The claim checks are complete; the key-object check of an offloaded v2 payload follows its
+	// claim's check.
+	rep.Checks = make([]ClaimCheck, 0, len(checks))
+	for _, c := range checks {
+		if c.Kind == KindClaim && c.Status == "" {
+			obj := objects[c.Claim]
+			c.Err = obj.err
+			c.Status = statusOf(c.Err)
+			rep.Checks = append(rep.Checks, c)
+			if obj.v2 {
+				rep.Checks = append(rep.Checks, ClaimCheck{Kind: KindKeyObject, EventID: c.EventID, EventType: c.EventType,
+					Path: c.Path, Claim: keyObjectClaim(storeName, o.KeyObjectPrefix, obj.ref), InClaim: true})
+			}
+			continue
+		}
+		rep.Checks = append(rep.Checks, c)
+	}
+
+	// Read each distinct key object once.
+	keyObjects := map[[sha256.Size]byte]*error{}
+	var refs [][sha256.Size]byte
+	for _, c := range rep.Checks {
+		if c.Status != "" || c.Kind != KindKeyObject {
+			continue
+		}
+		ref := keyObjectRef(c.Claim)
+		if _, ok := keyObjects[ref]; !ok {
+			keyObjects[ref] = new(error)
+			refs = append(refs, ref)
+			keys[c.Claim.Key] = true
+		}
+	}
+	for _, ref := range refs {
+		g.Go(func() error {
+			*keyObjects[ref] = verifyKeyObject(ctx, store, o.KeyObjectPrefix, ref, o)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	rep.Summary.Objects = len(keys)
+
 	for i := range rep.Checks {
 		c := &rep.Checks[i]
-		if c.Status == "" {
-			c.Err = objects[c.Claim].err
+		if c.Status == "" && c.Kind == KindKeyObject {
+			c.Err = *keyObjects[keyObjectRef(c.Claim)]
 			c.Status = statusOf(c.Err)
 		}
-		rep.Summary.add(c.Status)
+		rep.Summary.add(c.Kind, c.Status)
 	}
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("offload: verify: %w", err)
@@ -206,9 +313,57 @@ func VerifyHistory(ctx context.Context, store Store, h *historypb.History, opts 
 	return rep, nil
 }
 
+// keyObjectClaim describes the key object with reference ref as a Claim (without size).
+func keyObjectClaim(storeName, prefix string, ref [sha256.Size]byte) Claim {
+	return Claim{Store: storeName, Key: codec.KeyObjectKey(prefix, ref), SHA256: hex.EncodeToString(ref[:])}
+}
+
+// keyObjectRef returns the reference of a claim built by keyObjectClaim.
+func keyObjectRef(cl Claim) [sha256.Size]byte {
+	var ref [sha256.Size]byte
+	_, _ = hex.Decode(ref[:], []byte(cl.SHA256)) // written by keyObjectClaim: valid
+	return ref
+}
+
+// checkV2Payload reads the key-object reference of a v2 payload. It returns a check with an
+// empty Status when the key object must be read.
+func checkV2Payload(eventID int64, eventType, path string, p *commonpb.Payload, storeName, prefix string) ClaimCheck {
+	ref, err := codec.ReadKeyObjectRef(p)
+	if err != nil {
+		return ClaimCheck{Kind: KindKeyObject, EventID: eventID, EventType: eventType, Path: path,
+			Claim: Claim{Store: storeName}, Status: ClaimMalformed,
+			Err: newError("verify", storeName, "", ErrIntegrity, err, "envelope format v2 payload")}
+	}
+	return ClaimCheck{Kind: KindKeyObject, EventID: eventID, EventType: eventType, Path: path,
+		Claim: keyObjectClaim(storeName, prefix, ref)}
+}
+
+// verifyKeyObject reads the key object with reference ref, bounded by the largest key object,
+// and returns nil when codec.ReadKeyObject accepts it. A key object that is larger than any
+// valid one, differs from its reference or does not parse fails with ErrIntegrity.
+func verifyKeyObject(ctx context.Context, store Store, prefix string, ref [sha256.Size]byte, o VerifyOptions) error {
+	name, key := store.Name(), codec.KeyObjectKey(prefix, ref)
+	if err := ctx.Err(); err != nil {
+		return contextError("get", name, key, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	data, err := fetchVerified(ctx, store, key, -1, int64(codec.MaxKeyObjectSize), hex.EncodeToString(ref[:]))
+	if errors.Is(err, ErrTooLarge) {
+		return newError("get", name, key, ErrIntegrity, nil, "key object is larger than the largest valid one (%d bytes)", codec.MaxKeyObjectSize)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := codec.ReadKeyObject(ref, data); err != nil {
+		return newError("get", name, key, ErrIntegrity, err, "")
+	}
+	return nil
+}
+
 // checkClaim parses p. It returns a check with an empty Status when the object must be read.
 func checkClaim(eventID int64, eventType, path string, p *commonpb.Payload, storeName string) ClaimCheck {
-	c := ClaimCheck{EventID: eventID, EventType: eventType, Path: path}
+	c := ClaimCheck{Kind: KindClaim, EventID: eventID, EventType: eventType, Path: path}
 	cl, err := ParseClaim(p)
 	if err != nil {
 		md := p.GetMetadata()
@@ -226,19 +381,18 @@ func checkClaim(eventID int64, eventType, path string, p *commonpb.Payload, stor
 }
 
 // verifyObject reads the object of cl with the codec's verified read, bounded by the claimed
-// size, and returns nil when it matches.
-func verifyObject(ctx context.Context, store Store, cl Claim, o VerifyOptions) error {
+// size, and returns it when it matches.
+func verifyObject(ctx context.Context, store Store, cl Claim, o VerifyOptions) ([]byte, error) {
 	if cl.Size > o.MaxObjectSize {
-		return newError("verify", cl.Store, cl.Key, ErrTooLarge, nil,
+		return nil, newError("verify", cl.Store, cl.Key, ErrTooLarge, nil,
 			"claimed object of %d bytes exceeds MaxObjectSize %d", cl.Size, o.MaxObjectSize)
 	}
 	if err := ctx.Err(); err != nil {
-		return contextError("get", cl.Store, cl.Key, err)
+		return nil, contextError("get", cl.Store, cl.Key, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	_, err := fetchVerified(ctx, store, cl.Key, cl.Size, cl.Size, cl.SHA256)
-	return err
+	return fetchVerified(ctx, store, cl.Key, cl.Size, cl.Size, cl.SHA256)
 }
 
 // statusOf classifies the error of an object read.
@@ -255,8 +409,12 @@ func statusOf(err error) ClaimStatus {
 	}
 }
 
-func (s *VerifySummary) add(st ClaimStatus) {
-	s.Claims++
+func (s *VerifySummary) add(kind CheckKind, st ClaimStatus) {
+	if kind == KindKeyObject {
+		s.KeyObjects++
+	} else {
+		s.Claims++
+	}
 	switch st {
 	case ClaimOK:
 		s.OK++

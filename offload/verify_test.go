@@ -19,6 +19,9 @@ import (
 	failurepb "go.temporal.io/api/failure/v1"
 	historypb "go.temporal.io/api/history/v1"
 
+	"go.temporal.io/sdk/converter"
+
+	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/offload"
 )
 
@@ -161,7 +164,10 @@ func TestVerifyHistory(t *testing.T) {
 	assert.Equal(t, goodClaim, byPath["workflowExecutionStartedEventAttributes.input.payloads[0]"].Claim)
 
 	assert.Equal(t, offload.VerifySummary{Claims: 9, Objects: 5, OK: 5, Missing: 1, Corrupt: 1, Malformed: 1, OtherStore: 1}, rep.Summary)
-	assert.Equal(t, "claims=9 objects=5 ok=5 missing=1 corrupt=1 malformed=1 other-store=1 errors=0", rep.Summary.String())
+	assert.Equal(t, "claims=9 key-objects=0 objects=5 ok=5 missing=1 corrupt=1 malformed=1 other-store=1 errors=0", rep.Summary.String())
+	for _, c := range rep.Checks {
+		assert.Equal(t, offload.KindClaim, c.Kind, c.Path)
+	}
 	assert.False(t, rep.OK())
 	assert.True(t, rep.Damaged())
 	assert.Len(t, rep.Problems(), 4)
@@ -273,4 +279,153 @@ func TestVerifyHistoryArguments(t *testing.T) {
 	require.NotNil(t, rep)
 	assert.Equal(t, offload.ClaimError, rep.Checks[0].Status)
 	assert.ErrorIs(t, rep.Checks[0].Err, context.Canceled)
+}
+
+// v2Encoder returns an encryption codec writing envelope format v2 with its key objects in
+// store, bound to namespace (each namespace has its own data key, so its own key object).
+func v2Encoder(t *testing.T, store codec.ObjectStore, namespace string) converter.PayloadCodec {
+	t.Helper()
+	ring, err := codec.NewStaticKeyring("k1", map[string][]byte{"k1": bytes.Repeat([]byte{7}, codec.DataKeySize)})
+	require.NoError(t, err)
+	c, err := codec.NewEncryptionCodec(&codec.EncryptionOptions{Keys: ring, Format: codec.FormatV2, KeyObjects: store})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c.WithSerializationContext(converter.WorkflowSerializationContext{Namespace: namespace})
+}
+
+func encodeV2(t *testing.T, c converter.PayloadCodec, data string) (*commonpb.Payload, string) {
+	t.Helper()
+	out, err := c.Encode([]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(data)}})
+	require.NoError(t, err)
+	require.True(t, codec.IsEnvelopeV2(out[0]))
+	ref, err := codec.ReadKeyObjectRef(out[0])
+	require.NoError(t, err)
+	return out[0], codec.KeyObjectKey(codec.DefaultKeyObjectPrefix, ref)
+}
+
+// TestVerifyHistoryKeyObjects: the key object of every v2 payload, in the history or in a
+// claim object, is read once and checked; missing and corrupt ones are reported like claims.
+func TestVerifyHistoryKeyObjects(t *testing.T) {
+	ctx := context.Background()
+	store := newReadRecorder()
+	payments := v2Encoder(t, store, "payments")
+	good1, goodKey := encodeV2(t, payments, `"one"`)
+	good2, goodKey2 := encodeV2(t, payments, `"two"`)
+	require.Equal(t, goodKey, goodKey2, "one data key, one key object")
+	missing, missingKey := encodeV2(t, v2Encoder(t, store, "orders"), `"three"`)
+	store.Delete(missingKey)
+	corrupt, corruptKey := encodeV2(t, v2Encoder(t, store, "billing"), `"four"`)
+	obj, err := store.MemoryStore.GetBounded(ctx, corruptKey, 1<<20)
+	require.NoError(t, err)
+	obj[len(obj)-1] ^= 0x01 // same size, other bytes
+	require.NoError(t, store.Put(ctx, corruptKey, obj))
+	short := &commonpb.Payload{Metadata: good1.Metadata, Data: good1.Data[:20]}
+
+	// An offloaded v2 payload: the claim object holds it; its key object is goodKey's.
+	big, bigKey := encodeV2(t, payments, `"`+string(bytes.Repeat([]byte("x"), 500))+`"`)
+	require.Equal(t, goodKey, bigKey)
+	oc, err := offload.NewCodec(&offload.Options{Store: store.MemoryStore, Threshold: 64})
+	require.NoError(t, err)
+	claims, err := oc.Encode([]*commonpb.Payload{big})
+	require.NoError(t, err)
+	require.True(t, offload.IsClaim(claims[0]))
+	claimKey := claims[0].Metadata[offload.MetadataClaimKey]
+
+	h := &historypb.History{Events: []*historypb.HistoryEvent{
+		{EventId: 1, EventType: enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, Attributes: &historypb.HistoryEvent_WorkflowExecutionStartedEventAttributes{
+			WorkflowExecutionStartedEventAttributes: &historypb.WorkflowExecutionStartedEventAttributes{Input: payloads(good1, missing, claims[0])},
+		}},
+		{EventId: 5, EventType: enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, Attributes: &historypb.HistoryEvent_ActivityTaskCompletedEventAttributes{
+			ActivityTaskCompletedEventAttributes: &historypb.ActivityTaskCompletedEventAttributes{Result: payloads(good2, corrupt, short)},
+		}},
+	}}
+	rep, err := offload.VerifyHistory(ctx, store, h, &offload.VerifyOptions{Concurrency: 2})
+	require.NoError(t, err)
+
+	type row struct {
+		kind    offload.CheckKind
+		id      int64
+		path    string
+		key     string
+		inClaim bool
+		status  offload.ClaimStatus
+	}
+	var got []row
+	for _, c := range rep.Checks {
+		got = append(got, row{c.Kind, c.EventID, c.Path, c.Claim.Key, c.InClaim, c.Status})
+		if c.Status == offload.ClaimOK {
+			assert.NoError(t, c.Err, c.Path)
+		} else {
+			assert.Error(t, c.Err, c.Path)
+		}
+	}
+	const in, res = "workflowExecutionStartedEventAttributes.input.payloads", "activityTaskCompletedEventAttributes.result.payloads"
+	assert.Equal(t, []row{
+		{offload.KindKeyObject, 1, in + "[0]", goodKey, false, offload.ClaimOK},
+		{offload.KindKeyObject, 1, in + "[1]", missingKey, false, offload.ClaimMissing},
+		{offload.KindClaim, 1, in + "[2]", string(claimKey), false, offload.ClaimOK},
+		{offload.KindKeyObject, 1, in + "[2]", goodKey, true, offload.ClaimOK},
+		{offload.KindKeyObject, 5, res + "[0]", goodKey, false, offload.ClaimOK},
+		{offload.KindKeyObject, 5, res + "[1]", corruptKey, false, offload.ClaimCorrupt},
+		{offload.KindKeyObject, 5, res + "[2]", "", false, offload.ClaimMalformed},
+	}, got)
+	assert.ErrorIs(t, rep.Checks[1].Err, offload.ErrNotFound)
+	assert.ErrorIs(t, rep.Checks[5].Err, offload.ErrIntegrity)
+	assert.ErrorIs(t, rep.Checks[6].Err, offload.ErrIntegrity)
+	assert.ErrorIs(t, rep.Checks[6].Err, codec.ErrMalformed)
+	assert.Equal(t, goodKey, codec.KeyObjectKey(codec.DefaultKeyObjectPrefix, mustRef(t, rep.Checks[0].Claim.SHA256)))
+	assert.Equal(t, "ActivityTaskCompleted", rep.Checks[4].EventType)
+
+	assert.Equal(t, offload.VerifySummary{Claims: 1, KeyObjects: 6, Objects: 4, OK: 4, Missing: 1, Corrupt: 1, Malformed: 1}, rep.Summary)
+	assert.Equal(t, "claims=1 key-objects=6 objects=4 ok=4 missing=1 corrupt=1 malformed=1 other-store=0 errors=0", rep.Summary.String())
+	assert.False(t, rep.OK())
+	assert.True(t, rep.Damaged())
+	assert.Len(t, rep.Problems(), 3)
+
+	// Each distinct key object is read once, bounded by the largest key object.
+	assert.Equal(t, map[string]int{goodKey: 1, missingKey: 1, corruptKey: 1, string(claimKey): 1}, store.reads)
+	assert.Equal(t, int64(codec.MaxKeyObjectSize), store.bounds[goodKey])
+
+	// The good payloads alone verify.
+	h.Events = h.Events[:1]
+	h.Events[0].GetWorkflowExecutionStartedEventAttributes().Input = payloads(good1, good2, claims[0])
+	rep, err = offload.VerifyHistory(ctx, store, h, nil)
+	require.NoError(t, err)
+	assert.True(t, rep.OK(), "%+v", rep.Problems())
+	assert.Equal(t, offload.VerifySummary{Claims: 1, KeyObjects: 3, Objects: 2, OK: 4}, rep.Summary)
+}
+
+// TestVerifyHistoryKeyObjectPrefix: key objects are read under VerifyOptions.KeyObjectPrefix.
+func TestVerifyHistoryKeyObjectPrefix(t *testing.T) {
+	ctx := context.Background()
+	store := offload.NewMemoryStore()
+	ring, err := codec.NewStaticKeyring("k1", map[string][]byte{"k1": bytes.Repeat([]byte{7}, codec.DataKeySize)})
+	require.NoError(t, err)
+	c, err := codec.NewEncryptionCodec(&codec.EncryptionOptions{Keys: ring, Format: codec.FormatV2, KeyObjects: store, KeyObjectPrefix: "tenant/a"})
+	require.NoError(t, err)
+	defer func() { _ = c.Close() }()
+	out, err := c.Encode([]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte("1")}})
+	require.NoError(t, err)
+	h := &historypb.History{Events: []*historypb.HistoryEvent{{EventId: 1, Attributes: &historypb.HistoryEvent_WorkflowExecutionCompletedEventAttributes{
+		WorkflowExecutionCompletedEventAttributes: &historypb.WorkflowExecutionCompletedEventAttributes{Result: payloads(out...)},
+	}}}}
+
+	rep, err := offload.VerifyHistory(ctx, store, h, nil)
+	require.NoError(t, err)
+	assert.Equal(t, offload.ClaimMissing, rep.Checks[0].Status, "the default prefix holds no key object")
+	rep, err = offload.VerifyHistory(ctx, store, h, &offload.VerifyOptions{KeyObjectPrefix: "tenant/a"})
+	require.NoError(t, err)
+	assert.True(t, rep.OK())
+	assert.Contains(t, rep.Checks[0].Claim.Key, "tenant/a/keys/")
+	_, err = offload.VerifyHistory(ctx, store, h, &offload.VerifyOptions{KeyObjectPrefix: "tenant/"})
+	assert.ErrorContains(t, err, "KeyObjectPrefix")
+}
+
+func mustRef(t *testing.T, h string) [sha256.Size]byte {
+	t.Helper()
+	var ref [sha256.Size]byte
+	b, err := hex.DecodeString(h)
+	require.NoError(t, err)
+	copy(ref[:], b)
+	return ref
 }
