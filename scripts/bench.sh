@@ -3,9 +3,11 @@
 # benchmarks (compression vs the SDK's zlib, the Kit's compression + encryption vs the raw
 # primitives, encryption, KMS calls vs a per-payload envelope,
 # telemetry on vs off, the Codec Server vs the SDK's handler, failure conversion, offload vs raw
-# S3 on MinIO) and the end-to-end throughput benchmark of samples/bench, once on all cores and
-# once with GOMAXPROCS=1. Raw `go test -bench` outputs go to .cache/bench/ (git-ignored); then
-# samples/cmd/benchreport writes docs/BENCHMARKS.md and docs/benchmarks.svg from them.
+# S3 on MinIO), the stored bytes of envelope formats v1 and v2 (a payload-size mix and the
+# quickstart workflow's history, samples/bench) and the end-to-end throughput benchmark of
+# samples/bench, once on all cores and once with GOMAXPROCS=1. Raw `go test -bench` outputs go
+# to .cache/bench/ (git-ignored); then samples/cmd/benchreport
+# writes docs/BENCHMARKS.md and docs/benchmarks.svg from them.
 #
 # MinIO: uses PAYLOADKIT_S3_* from the environment when set, else starts the cached MinIO
 # (installing it on first use) like scripts/test.sh; BENCH_SKIP_S3=1 skips the S3 benchmark.
@@ -55,6 +57,7 @@ else
 	stop_minio
 fi
 
+run sizes samples ./bench 1x 'StoredBytes|QuickstartHistory'
 run throughput samples ./bench 1x 'Throughput'
 run throughput-gomaxprocs1 samples ./bench 1x 'Throughput' GOMAXPROCS=1
 

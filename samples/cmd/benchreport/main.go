@@ -241,7 +241,8 @@ func markdown(cmd, header, svg string, ms []metric, inputs []input) string {
 		"Raw outputs are kept in .cache/bench/ (git-ignored).\n\n")
 	sb.WriteString("Reading the ratios: `*-vs-default-x` (throughput relative to the SDK's default converter), " +
 		"`*-speed-vs-zlib-x`, `*-vs-sdk-zlib-x` are speed ratios (more is better); `on/off`, `on/baseline`, `*-vs-static-gcm-x`, " +
-		"`*-vs-cached-x`, `*-vs-sdk-plain-x`, `kit/raw-x`, codecserver `*-x` and s3store `*-vs-raw-x` are time ratios (less is better).\n\n")
+		"`*-vs-cached-x`, `*-vs-sdk-plain-x`, `kit/raw-x`, codecserver `*-x` and s3store `*-vs-raw-x` are time ratios (less is better); " +
+		"`*-bytes-x`, `history-*-x` and `payloads-*-x` are ratios of stored bytes (less is better).\n\n")
 	fmt.Fprintf(&sb, "![ratio metrics](%s)\n", svg)
 	var notes []string
 	for _, in := range inputs {
