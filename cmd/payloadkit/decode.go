@@ -204,6 +204,10 @@ func decodePayload(codecs []converter.PayloadCodec, p *commonpb.Payload) (*commo
 		keyID := "?"
 		if env, err := codec.ReadEnvelope(out); err == nil {
 			keyID = env.KeyID
+			if env.Version == 2 {
+				// The master key id is in the key object, which is not read here.
+				return nil, fmt.Errorf("encrypted in envelope format v2 (key object %s), but no key is configured for this namespace (--keyring-file, --kms-key-id or the namespace's encryption in --config)", env.KeyObjectRefHex())
+			}
 		}
 		return nil, fmt.Errorf("encrypted with master key %q, but no key is configured for this namespace (--keyring-file, --kms-key-id or the namespace's encryption in --config)", keyID)
 	case enc == offload.EncodingClaimCheck:

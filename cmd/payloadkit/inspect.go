@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,17 +28,20 @@ type inspectFlags struct {
 
 // record is what inspect reports of one payload.
 type record struct {
-	EventID      int64             `json:"event_id,omitempty"`
-	EventType    string            `json:"event_type,omitempty"`
-	Field        string            `json:"field"`
-	Encoding     string            `json:"encoding"`
-	PayloadBytes int               `json:"payload_bytes"`
-	DataBytes    int               `json:"data_bytes"`
-	KeyID        string            `json:"key_id,omitempty"`
-	Cipher       string            `json:"cipher,omitempty"`
-	Context      map[string]string `json:"encryption_context,omitempty"`
-	Claim        *claimRecord      `json:"claim,omitempty"`
-	Error        string            `json:"error,omitempty"`
+	EventID      int64  `json:"event_id,omitempty"`
+	EventType    string `json:"event_type,omitempty"`
+	Field        string `json:"field"`
+	Encoding     string `json:"encoding"`
+	PayloadBytes int    `json:"payload_bytes"`
+	DataBytes    int    `json:"data_bytes"`
+	KeyID        string `json:"key_id,omitempty"`
+	Cipher       string `json:"cipher,omitempty"`
+	// KeyObject is, for envelope format v2, the key of the key object the payload refers to
+	// (<prefix>/keys/<SHA-256 reference>); KeyID and Context come from it when it was read.
+	KeyObject string            `json:"key_object,omitempty"`
+	Context   map[string]string `json:"encryption_context,omitempty"`
+	Claim     *claimRecord      `json:"claim,omitempty"`
+	Error     string            `json:"error,omitempty"`
 }
 
 // claimRecord is a claim check: where the payload was offloaded.
@@ -71,8 +76,9 @@ type inspectReport struct {
 // Key id columns of payloads without a key id: unencrypted, or offloaded to an object that was
 // not read (no store configured).
 const (
-	unencrypted  = "(none)"
-	notReadClaim = "(offloaded, not read)"
+	unencrypted     = "(none)"
+	notReadClaim    = "(offloaded, not read)"
+	notReadV2Object = "(v2, key object not read)"
 )
 
 func newInspectCommand(s streams) *cobra.Command {
@@ -90,7 +96,11 @@ a history still depends on before a key is retired.
 If the namespace's offload store is configured (--offload-dir, --s3-bucket
 or --config), inspect reads each claimed object to report the key id of the
 offloaded payload; without it, claims are summed under "(offloaded, not
-read)". It never needs, loads or asks for encryption keys.
+read)". Payloads in envelope format v2 hold only the reference of a key object
+(shown in the KEY-OBJECT column): with the store, inspect reads each key object
+once (under the offload prefix, <prefix>/keys/<reference>) to report its master
+key id and encryption context; without it, they are summed under "(v2, key
+object not read)". It never needs, loads or asks for encryption keys.
 The header is not authenticated without the key: inspect reports what the
 payload claims.
 
@@ -98,7 +108,8 @@ payload claims.
 
 Exit codes:
   0  every payload was read
-  1  some payload is malformed (bad envelope header or claim, unreadable object)
+  1  some payload is malformed (bad envelope header or claim, unreadable object
+     or key object)
      or the server could not be reached
   2  usage, configuration or input error`,
 		Example: `  payloadkit inspect --history history.json
@@ -126,6 +137,7 @@ func runInspect(cmd *cobra.Command, s streams, f *inspectFlags) error {
 		return err
 	}
 	var claims converter.PayloadCodec
+	var keys *keyObjects
 	if p.Offload != nil {
 		store, err := cliconfig.BuildStore(cmd.Context(), p.Offload)
 		if err != nil {
@@ -136,12 +148,16 @@ func runInspect(cmd *cobra.Command, s streams, f *inspectFlags) error {
 			return usageErrorf("offload store: %w", err)
 		}
 		claims = c
+		keys = &keyObjects{store: store, prefix: p.Offload.Prefix, read: map[[sha256.Size]byte]keyObjectRead{}}
+		if keys.prefix == "" {
+			keys.prefix = codec.DefaultKeyObjectPrefix
+		}
 	}
 	rep := inspectReport{Source: in.name, Payloads: []record{}}
 	totals := map[string]*keyTotal{}
 	bar := newProgress(s, int64(len(in.items)), "inspecting payloads")
 	for _, it := range in.items {
-		r := inspectPayload(it, claims)
+		r := inspectPayload(cmd.Context(), it, claims, keys)
 		bar.add(1)
 		if r.Error != "" {
 			rep.Malformed++
@@ -150,6 +166,8 @@ func runInspect(cmd *cobra.Command, s streams, f *inspectFlags) error {
 		switch {
 		case id == "" && r.Claim != nil && r.Claim.Encoding == "":
 			id = notReadClaim
+		case id == "" && r.KeyObject != "":
+			id = notReadV2Object
 		case id == "":
 			id = unencrypted
 		}
@@ -199,8 +217,56 @@ func runInspect(cmd *cobra.Command, s streams, f *inspectFlags) error {
 	return nil
 }
 
-// inspectPayload reads what p says about itself; claims, when set, resolves claim checks.
-func inspectPayload(it item, claims converter.PayloadCodec) record {
+// keyObjects reads the key objects of v2 payloads from the offload store, each once.
+type keyObjects struct {
+	store  offload.Store
+	prefix string
+	read   map[[sha256.Size]byte]keyObjectRead
+}
+
+type keyObjectRead struct {
+	env codec.Envelope
+	err error
+}
+
+// fill completes the v2 envelope env from its key object.
+func (k *keyObjects) fill(ctx context.Context, env *codec.Envelope) error {
+	r, ok := k.read[env.KeyObjectRef]
+	if !ok {
+		r.env = *env
+		r.err = k.get(ctx, &r.env)
+		k.read[env.KeyObjectRef] = r
+	}
+	if r.err != nil {
+		return r.err
+	}
+	*env = r.env
+	return nil
+}
+
+func (k *keyObjects) get(ctx context.Context, env *codec.Envelope) error {
+	key := codec.KeyObjectKey(k.prefix, env.KeyObjectRef)
+	ctx, cancel := context.WithTimeout(ctx, offload.DefaultTimeout)
+	defer cancel()
+	var obj []byte
+	var err error
+	if bg, ok := k.store.(offload.BoundedGetter); ok {
+		obj, err = bg.GetBounded(ctx, key, int64(codec.MaxKeyObjectSize))
+	} else {
+		obj, err = k.store.Get(ctx, key)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the key object: %w", err)
+	}
+	if err := env.WithKeyObject(obj); err != nil {
+		return fmt.Errorf("key object %s: %w", key, err)
+	}
+	return nil
+}
+
+// inspectPayload reads what p says about itself; claims, when set, resolves claim checks, and
+// keys, when set, reads the key objects of v2 payloads.
+func inspectPayload(ctx context.Context, it item, claims converter.PayloadCodec, keys *keyObjects) record {
 	p := it.p
 	r := record{EventID: it.loc.eventID, EventType: it.loc.eventType, Field: it.loc.path,
 		Encoding: encodingOf(p), PayloadBytes: proto.Size(p), DataBytes: len(p.GetData())}
@@ -228,6 +294,23 @@ func inspectPayload(it item, claims converter.PayloadCodec) record {
 			r.Error = fmt.Sprintf("encryption header: %v", err)
 			return r
 		}
+		if env.Version == 2 {
+			r.Cipher = codec.CipherAES256GCMCommitV2
+			prefix := codec.DefaultKeyObjectPrefix
+			if keys != nil {
+				prefix = keys.prefix
+			}
+			r.KeyObject = codec.KeyObjectKey(prefix, env.KeyObjectRef)
+			if keys != nil {
+				if err := keys.fill(ctx, &env); err != nil {
+					r.Error = err.Error()
+					return r
+				}
+				r.KeyID = env.KeyID
+				r.Context = env.Context
+			}
+			return r
+		}
 		r.KeyID = env.KeyID
 		r.Context = env.Context
 		r.Cipher = string(p.GetMetadata()[codec.MetadataEncryptionCipher])
@@ -240,7 +323,7 @@ func inspectPayload(it item, claims converter.PayloadCodec) record {
 
 func writeInspectTable(w io.Writer, rep *inspectReport) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "EVENT\tFIELD\tENCODING\tBYTES\tKEY-ID\tCIPHER\tCONTEXT\tCLAIM")
+	fmt.Fprintln(tw, "EVENT\tFIELD\tENCODING\tBYTES\tKEY-ID\tCIPHER\tKEY-OBJECT\tCONTEXT\tCLAIM")
 	for _, r := range rep.Payloads {
 		ev := "-"
 		if r.EventID != 0 {
@@ -262,7 +345,12 @@ func writeInspectTable(w io.Writer, rep *inspectReport) error {
 		if r.Error != "" {
 			keyID = "MALFORMED"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", ev, r.Field, r.Encoding, r.PayloadBytes, truncate(keyID, 100), cipher, truncate(ctx, 80), claim)
+		keyObject := "-"
+		if r.KeyObject != "" {
+			// The reference identifies the key object; its 12 first hex digits as for claims.
+			keyObject = r.KeyObject[strings.LastIndexByte(r.KeyObject, '/')+1:][:12]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", ev, r.Field, r.Encoding, r.PayloadBytes, truncate(keyID, 100), cipher, keyObject, truncate(ctx, 80), claim)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

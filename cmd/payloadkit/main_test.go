@@ -178,7 +178,7 @@ func TestVerifyS3(t *testing.T) {
 		assert.Contains(t, lines[0], "object not found")
 		assert.Contains(t, lines[1], "corrupt event 3 activityTaskFailedEventAttributes.failure.applicationFailureInfo.details.payloads[0] key="+corruptClaim.Key)
 		assert.Contains(t, lines[1], "SHA-256 differs")
-		assert.Equal(t, "DAMAGED: store=s3/"+bucket+" (bucket "+bucket+") claims=3 objects=3 ok=1 missing=1 corrupt=1 malformed=0 other-store=0 errors=0", lines[2])
+		assert.Equal(t, "DAMAGED: store=s3/"+bucket+" (bucket "+bucket+") claims=3 key-objects=0 objects=3 ok=1 missing=1 corrupt=1 malformed=0 other-store=0 errors=0", lines[2])
 		assert.NotContains(t, r.stdout+r.stderr, os.Getenv(workflowtest.EnvS3SecretKey))
 	})
 	t.Run("clean from standard input", func(t *testing.T) {
@@ -186,7 +186,7 @@ func TestVerifyS3(t *testing.T) {
 		require.NoError(t, err)
 		r := runBinary(t, data, env, append([]string{"offload", "verify", "--history", "-"}, flags...)...)
 		assert.Equal(t, exitOK, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
-		assert.Equal(t, "OK: store=s3/"+bucket+" (bucket "+bucket+") claims=2 objects=1 ok=2 missing=0 corrupt=0 malformed=0 other-store=0 errors=0\n", r.stdout)
+		assert.Equal(t, "OK: store=s3/"+bucket+" (bucket "+bucket+") claims=2 key-objects=0 objects=1 ok=2 missing=0 corrupt=0 malformed=0 other-store=0 errors=0\n", r.stdout)
 	})
 	t.Run("another store name", func(t *testing.T) {
 		path := historyFile(t, good)
@@ -214,7 +214,7 @@ func TestVerifyFileStore(t *testing.T) {
 
 	r := runBinary(t, nil, nil, "offload", "verify", "--history", historyFile(t, good), "--offload-dir", dir)
 	assert.Equal(t, exitOK, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
-	assert.Contains(t, r.stdout, "OK: store=file (directory "+dir+") claims=1 objects=1 ok=1")
+	assert.Contains(t, r.stdout, "OK: store=file (directory "+dir+") claims=1 key-objects=0 objects=1 ok=1")
 
 	r = runBinary(t, nil, nil, "offload", "verify", "--history", historyFile(t, good, missing), "--offload-dir", dir)
 	assert.Equal(t, exitProblem, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
