@@ -39,7 +39,10 @@ type Options struct {
 	// codec.DefaultMinSize bytes or more. Set Algorithm to codec.None to turn it off.
 	Compression *codec.CompressionOptions
 
-	// Encryption configures AES-256-GCM envelope encryption. Defaults to off.
+	// Encryption configures AES-256-GCM envelope encryption. Defaults to off. Its envelope
+	// format defaults to v2 (compact payloads, key objects in the offload store) when an
+	// offload stage in codec mode uses a remote store such as S3, which every process can
+	// read, and to v1 otherwise; set Encryption.Format to codec.FormatV1 to keep v1.
 	Encryption *codec.EncryptionOptions
 
 	// Offload configures the claim-check stage for large payloads. Defaults to off. With

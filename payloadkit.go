@@ -362,6 +362,15 @@ func keyObjects(opts *Options) error {
 		opts.Encryption = &cp
 		enc = &cp
 	}
+	// v2 is the default where every process can read the key objects: an offload stage in
+	// codec mode on a remote store (S3).
+	if enc.Format == codec.FormatDefault && opts.Offload != nil && enc.KeyObjects == opts.Offload.Store &&
+		(opts.Offload.Mode == "" || opts.Offload.Mode == offload.ModeCodec) && isRemote(opts.Offload.Store) {
+		cp := *enc
+		cp.Format = codec.FormatV2
+		opts.Encryption = &cp
+		enc = &cp
+	}
 	if enc.Format != codec.FormatV2 || opts.AllowLocalKeyObjects {
 		return nil
 	}

@@ -716,3 +716,46 @@ func TestEnvelopeV2ThroughKit(t *testing.T) {
 		})
 	}
 }
+
+// remoteMemoryStore is a MemoryStore that says it is remote, as the S3 store does.
+type remoteMemoryStore struct{ *offload.MemoryStore }
+
+func (remoteMemoryStore) Remote() bool { return true }
+
+// TestEnvelopeV2IsTheDefaultWithRemoteStore: a Kit whose offload stage uses a remote store
+// writes v2 unless Format says v1; with a local store it writes v1.
+func TestEnvelopeV2IsTheDefaultWithRemoteStore(t *testing.T) {
+	ring := keyring(t)
+	files, err := offload.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		store  offload.Store
+		format codec.EnvelopeFormat
+		v2     bool
+	}{
+		{"remote store", remoteMemoryStore{offload.NewMemoryStore()}, codec.FormatDefault, true},
+		{"remote store, v1 asked", remoteMemoryStore{offload.NewMemoryStore()}, codec.FormatV1, false},
+		{"local store", files, codec.FormatDefault, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kit := newKit(t, payloadkit.Options{
+				Encryption: &codec.EncryptionOptions{Keys: ring, Format: tc.format},
+				Offload:    &offload.Options{Store: tc.store},
+			})
+			p, err := kit.DataConverterFor("orders").ToPayload("a value")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := codec.IsEnvelopeV2(p); got != tc.v2 {
+				t.Fatalf("v2 = %v, want %v", got, tc.v2)
+			}
+			var out string
+			if err := kit.DataConverterFor("orders").FromPayload(p, &out); err != nil || out != "a value" {
+				t.Fatalf("round trip: %q %v", out, err)
+			}
+		})
+	}
+}

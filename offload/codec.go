@@ -125,7 +125,26 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 }
 
 // put stores one object unless an up-to-date copy exists, reporting "put" or "deduplicated".
+// Concurrent puts of one key in this process (a retried activity whose late first attempt
+// returns alongside the retry, equal values in parallel encodes) share one store call: the
+// first makes it, the others wait for it and report "deduplicated" (or its error).
 func (c *Codec) put(j *putJob) error {
+	ran := false
+	_, err, _ := c.cfg.flights.Do(j.claim.Key, func() (any, error) {
+		ran = true
+		return nil, c.putOnce(j)
+	})
+	if !ran {
+		if err == nil {
+			c.report(OpDeduplicated, j.claim.Key, j.claim.Size, nil)
+		}
+		return err
+	}
+	return err
+}
+
+// putOnce is put's store work: Stat (or Exists), then the upload when needed.
+func (c *Codec) putOnce(j *putJob) error {
 	key := j.claim.Key
 	write, err := c.needsWrite(key, j.claim.Size)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/converter"
+	"golang.org/x/sync/singleflight"
 )
 
 // Store holds offloaded payload bytes under content-addressed keys. Implementations must be safe
@@ -188,7 +189,8 @@ type resolved struct {
 	driverName     string
 	onObject       func(ObjectEvent)
 	refreshAge     time.Duration
-	now            func() time.Time // the codec's clock; tests replace it
+	now            func() time.Time    // the codec's clock; tests replace it
+	flights        *singleflight.Group // puts in progress, by key, shared by the codec's copies
 }
 
 // resolve validates opts and applies defaults.
@@ -208,6 +210,7 @@ func resolve(opts *Options) (resolved, error) {
 		onObject:       opts.OnObject,
 		refreshAge:     opts.RefreshAge,
 		now:            time.Now,
+		flights:        new(singleflight.Group),
 	}
 	if r.store == nil {
 		return resolved{}, fmt.Errorf("offload: Store is required")

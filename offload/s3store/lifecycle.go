@@ -153,7 +153,13 @@ func lifecyclePrefix(prefix, namespace string) (string, error) {
 		return "", fmt.Errorf("s3store: lifecycle: namespace is longer than %d bytes", maxNamespaceSize)
 	}
 	// CodecKey escapes the namespace as the codec does; drop the digest part.
-	return strings.TrimSuffix(offload.CodecKey(prefix, namespace, ""), "sha256/"), nil
+	keyPrefix := strings.TrimSuffix(offload.CodecKey(prefix, namespace, ""), "sha256/")
+	if keyPrefix == prefix+"/keys/" {
+		// The rule would also expire the key objects of envelope v2 (<prefix>/keys/<hex>),
+		// which must live as long as any payload under their data key.
+		return "", fmt.Errorf("s3store: lifecycle: namespace %q shares its prefix %q with the key objects of envelope v2; use another offload prefix for it", namespace, keyPrefix)
+	}
+	return keyPrefix, nil
 }
 
 // GetLifecycle returns the lifecycle rules of bucket, or none when it has no lifecycle

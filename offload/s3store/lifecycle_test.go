@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/offload"
 	"github.com/payloadkit/payloadkit/offload/s3store"
 	"github.com/payloadkit/payloadkit/workflowtest"
@@ -220,4 +221,19 @@ func readRules(t *testing.T, client *s3.Client, bucket string) map[string]types.
 		m[aws.ToString(r.ID)] = r
 	}
 	return m
+}
+
+// TestLifecycleRuleSparesKeyObjects: no namespace's rule covers the key objects of envelope v2
+// (<prefix>/keys/<hex>): the rule's prefix never contains them, and the one namespace whose
+// prefix would be theirs is refused.
+func TestLifecycleRuleSparesKeyObjects(t *testing.T) {
+	keyObject := codec.KeyObjectKey(offload.DefaultPrefix, [32]byte{1})
+	for _, ns := range []string{"payments", "default", "k", "keys-archive", "_"} {
+		r, err := s3store.LifecycleRule("", ns, 720*time.Hour, 168*time.Hour, offload.DefaultRefreshAge)
+		require.NoError(t, err)
+		assert.False(t, strings.HasPrefix(keyObject, aws.ToString(r.Filter.Prefix)), "the rule of %s covers key object %s", ns, keyObject)
+	}
+	_, err := s3store.LifecycleRule("", "keys", 720*time.Hour, 168*time.Hour, offload.DefaultRefreshAge)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "key objects")
 }

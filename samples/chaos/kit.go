@@ -76,7 +76,7 @@ const cacheMaxAge = 10 * time.Second
 // key c.KMSKey, and offload to S3 above the default threshold.
 //
 // onKeyEvent, if not nil, receives every KMS call and data-key cache lookup.
-func newKit(ctx context.Context, c kitConfig, onKeyEvent func(codec.KeyEvent)) (*payloadkit.Kit, error) {
+func newKit(ctx context.Context, c kitConfig, onKeyEvent func(codec.KeyEvent), onObject func(offload.ObjectEvent)) (*payloadkit.Kit, error) {
 	kmsClient := kms.New(kms.Options{
 		Region:       workflowtest.KMSRegion,
 		BaseEndpoint: aws.String(c.KMSEndpoint),
@@ -104,7 +104,7 @@ func newKit(ctx context.Context, c kitConfig, onKeyEvent func(codec.KeyEvent)) (
 			Cache:       &codec.CacheOptions{MaxAge: cacheMaxAge},
 			OnKeyEvent:  onKeyEvent,
 		},
-		Offload: &offload.Options{Store: store, Timeout: 10 * time.Second},
+		Offload: &offload.Options{Store: store, Timeout: 10 * time.Second, OnObject: onObject},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the Kit: %w", err)

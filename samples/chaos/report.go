@@ -162,9 +162,10 @@ func (e *env) verify(ctx context.Context) (*report, error) {
 		f := &r.faults[i]
 		switch {
 		case strings.HasPrefix(f.Fault, "MinIO"):
+			// Judged by the store errors the workers saw (faultMinIO); histories keep only the
+			// last failure of each activity, so their count is a lower bound.
 			n := r.retries["activity retried after: store unavailable"] + r.retries["workflow task retried after: store unavailable"]
-			f.Observed += fmt.Sprintf("; %d attempts retried after a store error", n)
-			f.OK = n > 0
+			f.Observed += fmt.Sprintf("; %d attempts retried after a store error seen in histories", n)
 		case strings.HasPrefix(f.Fault, "worker SIGKILLed"):
 			n := r.retries["activity retried after: timeout (heartbeat)"]
 			f.Observed += fmt.Sprintf("; %d activity attempts retried after a heartbeat timeout", n)

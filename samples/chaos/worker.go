@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/payloadkit/payloadkit/codec"
+	"github.com/payloadkit/payloadkit/offload"
 )
 
 // Lines a worker writes to stdout, read by the orchestrator:
@@ -54,6 +55,10 @@ func runWorker() error {
 			emit("KEY kms-error")
 		default:
 			emit("KEY kms-ok")
+		}
+	}, func(e offload.ObjectEvent) {
+		if e.Err != nil {
+			emit("STORE error")
 		}
 	})
 	if err != nil {

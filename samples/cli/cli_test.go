@@ -234,13 +234,14 @@ func countPayloads(t *testing.T, h *historypb.History) int {
 // inspectReport is the part of `payloadkit inspect -o json` the tests read.
 type inspectReport struct {
 	Payloads []struct {
-		EventID  int64             `json:"event_id"`
-		Field    string            `json:"field"`
-		Encoding string            `json:"encoding"`
-		KeyID    string            `json:"key_id"`
-		Cipher   string            `json:"cipher"`
-		Context  map[string]string `json:"encryption_context"`
-		Claim    *struct {
+		EventID   int64             `json:"event_id"`
+		Field     string            `json:"field"`
+		Encoding  string            `json:"encoding"`
+		KeyID     string            `json:"key_id"`
+		Cipher    string            `json:"cipher"`
+		KeyObject string            `json:"key_object"`
+		Context   map[string]string `json:"encryption_context"`
+		Claim     *struct {
 			Store, Key, Encoding string
 			Size                 int64
 		} `json:"claim"`
@@ -362,8 +363,10 @@ func TestKMSAndS3(t *testing.T) {
 		t.Errorf("inspect totals: %+v (key %s), total %+v", rep.Keys, keyID, rep.Total)
 	}
 	for _, p := range rep.Payloads {
-		if p.Cipher != codec.CipherAES256GCMCommitV1 || p.Context[codec.ContextKeyNamespace] != ns {
-			t.Errorf("payload %d %s: cipher %q context %v", p.EventID, p.Field, p.Cipher, p.Context)
+		// With S3 offload the Kit writes envelope v2: inspect reads the key id and context
+		// from the key object.
+		if p.Cipher != codec.CipherAES256GCMCommitV2 || p.KeyObject == "" || p.Context[codec.ContextKeyNamespace] != ns {
+			t.Errorf("payload %d %s: cipher %q key object %q context %v", p.EventID, p.Field, p.Cipher, p.KeyObject, p.Context)
 		}
 		if p.Claim != nil && (p.Claim.Store != "s3/"+bucket || p.Claim.Encoding != codec.EncodingEncrypted || p.Claim.Size < 16<<10) {
 			t.Errorf("claim %+v", *p.Claim)

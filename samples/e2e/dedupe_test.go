@@ -146,9 +146,14 @@ func TestOffloadDedupeWithEncryption(t *testing.T) {
 		}
 		offloadCheckObject(t, ctx, s3c, bucket, key)
 	}
-	listed := offloadListKeys(t, ctx, s3c, bucket, prefix+"/")
+	// One payload object under the namespace; with S3 the Kit writes envelope v2, whose one
+	// data key has one key object next to it.
+	listed := offloadListKeys(t, ctx, s3c, bucket, prefix+"/"+s.GetDefaultNamespace()+"/")
 	if len(listed) != 1 {
-		t.Fatalf("MinIO holds %d objects under %s, want 1: %v", len(listed), prefix, listed)
+		t.Fatalf("MinIO holds %d payload objects under %s, want 1: %v", len(listed), prefix, listed)
+	}
+	if keyObjects := offloadListKeys(t, ctx, s3c, bucket, prefix+"/keys/"); len(keyObjects) != 1 {
+		t.Fatalf("MinIO holds %d key objects, want 1: %v", len(keyObjects), keyObjects)
 	}
 	// Encodes: the dropped result (the PUT), the retried result, two inputs; replays may add
 	// more, all deduplicated.
