@@ -14,6 +14,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/payloadkit/payloadkit/codec"
@@ -429,6 +430,16 @@ func (s *VerifySummary) add(kind CheckKind, st ClaimStatus) {
 	default:
 		s.Errors++
 	}
+}
+
+// WalkPayloads calls fn for every Payload message reachable from m (in singular, repeated and
+// map fields, at any depth: a history event's inputs, results, headers, memo, search
+// attributes, failure details and causes), with its path in protobuf JSON field names, such as
+// "workflowExecutionStartedEventAttributes.input.payloads[0]" or `memo.fields["order"]`.
+// Payloads are not descended into. Fields are visited in declaration order, map entries in key
+// order. VerifyHistory and the payloadkit command use it.
+func WalkPayloads(m proto.Message, fn func(path string, p *commonpb.Payload)) {
+	walkPayloads(m.ProtoReflect(), "", fn)
 }
 
 // payloadFullName is the protobuf name of commonpb.Payload.

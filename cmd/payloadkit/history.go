@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +20,8 @@ import (
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
-	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/payloadkit/payloadkit/offload"
 )
 
 // defaultMaxInputBytes bounds history and payload files read by decode and inspect.
@@ -258,7 +258,7 @@ func historyItems(h *historypb.History) []item {
 	var items []item
 	for _, ev := range h.GetEvents() {
 		t := eventTypeName(ev.GetEventType())
-		walkPayloads(ev.ProtoReflect(), "", func(path string, p *commonpb.Payload) {
+		offload.WalkPayloads(ev, func(path string, p *commonpb.Payload) {
 			items = append(items, item{loc: location{eventID: ev.GetEventId(), eventType: t, path: path}, p: p})
 		})
 	}
@@ -278,69 +278,4 @@ func eventTypeName(t enumspb.EventType) string {
 		}
 	}
 	return b.String()
-}
-
-// payloadFullName is the protobuf name of commonpb.Payload.
-var payloadFullName = (&commonpb.Payload{}).ProtoReflect().Descriptor().FullName()
-
-// walkPayloads calls fn for every Payload message reachable from m (singular, repeated and map
-// fields, at any depth) with its path in protobuf JSON field names, as offload.VerifyHistory
-// does. Payloads are not descended into; map entries are visited in key order.
-func walkPayloads(m protoreflect.Message, path string, fn func(path string, p *commonpb.Payload)) {
-	fields := m.Descriptor().Fields()
-	for i := 0; i < fields.Len(); i++ {
-		fd := fields.Get(i)
-		if !m.Has(fd) {
-			continue
-		}
-		walkField(m.Get(fd), fd, path, fn)
-	}
-}
-
-func walkField(v protoreflect.Value, fd protoreflect.FieldDescriptor, path string, fn func(path string, p *commonpb.Payload)) {
-	name := fd.JSONName()
-	if path != "" {
-		name = path + "." + name
-	}
-	isMsg := fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind
-	switch {
-	case fd.IsMap():
-		if fd.MapValue().Kind() != protoreflect.MessageKind {
-			return
-		}
-		mp := v.Map()
-		var keys []protoreflect.MapKey
-		mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
-			keys = append(keys, k)
-			return true
-		})
-		slices.SortFunc(keys, func(a, b protoreflect.MapKey) int { return strings.Compare(a.String(), b.String()) })
-		for _, k := range keys {
-			key := k.String()
-			if len(key) > 128 {
-				key = key[:128] + "..."
-			}
-			visit(mp.Get(k).Message(), name+"["+strconv.Quote(key)+"]", fn)
-		}
-	case fd.IsList():
-		if !isMsg {
-			return
-		}
-		l := v.List()
-		for i := 0; i < l.Len(); i++ {
-			visit(l.Get(i).Message(), name+"["+strconv.Itoa(i)+"]", fn)
-		}
-	case isMsg:
-		visit(v.Message(), name, fn)
-	}
-}
-
-func visit(m protoreflect.Message, path string, fn func(string, *commonpb.Payload)) {
-	if m.Descriptor().FullName() == payloadFullName {
-		if p, ok := m.Interface().(*commonpb.Payload); ok {
-			fn(path, p)
-			return
-		}
-	}
-	walkPayloads(m, path, fn)
 }
