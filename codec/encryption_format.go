@@ -194,6 +194,41 @@ func (r *headerReader) field(what string, minLen, maxLen int) []byte {
 	return r.bytes(n, what)
 }
 
+// context reads a canonical encryption context (see appendContext): a u16 count of at most
+// MaxContextPairs, then that many length-prefixed keys and values, keys non-empty and strictly
+// ascending, all of them within MaxContextBytes. It returns nil for an empty context.
+func (r *headerReader) context() map[string]string {
+	n := r.u16("encryption context")
+	if r.err == nil && n > MaxContextPairs {
+		r.fail("encryption context has %d pairs, limit %d", n, MaxContextPairs)
+	}
+	if r.err != nil || n == 0 {
+		return nil
+	}
+	m := make(map[string]string, n)
+	total := 0
+	prev := ""
+	for i := 0; i < n; i++ {
+		k := r.field("context key", 1, MaxContextBytes-total)
+		if r.err != nil {
+			return nil
+		}
+		total += len(k)
+		v := r.field("context value", 0, MaxContextBytes-total)
+		total += len(v)
+		if r.err != nil {
+			return nil
+		}
+		if i > 0 && string(k) <= prev {
+			r.fail("encryption context keys not strictly ascending")
+			return nil
+		}
+		prev = string(k)
+		m[prev] = string(v)
+	}
+	return m
+}
+
 // parseHeader parses the header at the start of data and returns it with the ciphertext.
 func parseHeader(data []byte) (*envelopeHeader, []byte, error) {
 	r := &headerReader{b: data}
@@ -215,33 +250,7 @@ func parseHeader(data []byte) (*envelopeHeader, []byte, error) {
 	h.messageID = r.bytes(messageIDSize, "message id")
 	h.commitment = r.bytes(commitmentSize, "key commitment")
 	ctxStart := r.off
-	n := r.u16("encryption context")
-	if r.err == nil && n > MaxContextPairs {
-		r.fail("encryption context has %d pairs, limit %d", n, MaxContextPairs)
-	}
-	if r.err == nil && n > 0 {
-		h.context = make(map[string]string, n)
-	}
-	total := 0
-	prev := ""
-	for i := 0; i < n && r.err == nil; i++ {
-		k := r.field("context key", 1, MaxContextBytes-total)
-		if r.err != nil {
-			break
-		}
-		total += len(k)
-		v := r.field("context value", 0, MaxContextBytes-total)
-		total += len(v)
-		if r.err != nil {
-			break
-		}
-		if i > 0 && string(k) <= prev {
-			r.fail("encryption context keys not strictly ascending")
-			break
-		}
-		prev = string(k)
-		h.context[prev] = string(v)
-	}
+	h.context = r.context()
 	if r.err != nil {
 		return nil, nil, r.err
 	}

@@ -233,33 +233,7 @@ func parseKeyObject(obj []byte) (*envelopeHeader, error) {
 	}
 	ctxStart := r.off
 	// The context as in parseHeader, with the same bounds.
-	n := r.u16("encryption context")
-	if r.err == nil && n > MaxContextPairs {
-		r.fail("encryption context has %d pairs, limit %d", n, MaxContextPairs)
-	}
-	if r.err == nil && n > 0 {
-		h.context = make(map[string]string, n)
-	}
-	total := 0
-	prev := ""
-	for i := 0; i < n && r.err == nil; i++ {
-		k := r.field("context key", 1, MaxContextBytes-total)
-		if r.err != nil {
-			break
-		}
-		total += len(k)
-		v := r.field("context value", 0, MaxContextBytes-total)
-		total += len(v)
-		if r.err != nil {
-			break
-		}
-		if i > 0 && string(k) <= prev {
-			r.fail("encryption context keys not strictly ascending")
-			break
-		}
-		prev = string(k)
-		h.context[prev] = string(v)
-	}
+	h.context = r.context()
 	if r.err != nil {
 		return nil, r.err
 	}
