@@ -431,7 +431,7 @@ func (s *Store) GetBounded(ctx context.Context, key string, maxBytes int64) ([]b
 	if err := objkey.Validate(key); err != nil {
 		return nil, s.newError("get", key, offload.ErrStore, err, "")
 	}
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}, quietSkippedChecksums)
 	if err != nil {
 		return nil, s.error("get", key, err)
 	}
@@ -565,6 +565,14 @@ func (s *Store) sizeMismatch(key string, want int64) *offload.Error {
 // GetInto's callers check the SHA-256 of the whole object.
 func withoutResponseChecksums(o *s3.Options) {
 	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	quietSkippedChecksums(o)
+}
+
+// quietSkippedChecksums keeps the SDK from logging each GetObject response that carries no
+// checksum (objects written in parts, S3-compatible stores): the callers verify the object's
+// SHA-256 themselves, and the log line would reach a command's or a worker's stderr.
+func quietSkippedChecksums(o *s3.Options) {
+	o.DisableLogOutputChecksumValidationSkipped = true
 }
 
 // parseContentRange parses "bytes <start>-<end>/<size>".
