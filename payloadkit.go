@@ -77,25 +77,13 @@ func New(ctx context.Context, opts Options) (kit *Kit, err error) {
 		return nil, fmt.Errorf("%w: Telemetry: %w", ErrInvalidOptions, err)
 	}
 	k.telemetry = tel
-	// Telemetry records key-provider and offload-store events unless the caller set their own
-	// hooks; the caller's option values are copied, never modified.
-	if opts.Encryption != nil && opts.Encryption.OnKeyEvent == nil {
+	// The Kit's defaults of the encryption options go into a copy: the caller's value is
+	// never modified.
+	if opts.Encryption != nil {
 		enc := *opts.Encryption
-		enc.OnKeyEvent = func(e codec.KeyEvent) {
-			tel.RecordKeyEvent(interceptor.KeyEvent{Kind: e.Kind, Operation: e.Operation, Hit: e.Hit, Err: e.Err})
+		if err := encryptionDefaults(&enc, &opts, tel); err != nil {
+			return nil, err
 		}
-		opts.Encryption = &enc
-	}
-	// Large payloads that may be offloaded get deterministic message ids, so that the offload
-	// stage stores an equal value once (see EncryptionOptions.DeterministicMinSize).
-	if opts.Encryption != nil && opts.Encryption.DeterministicMinSize == 0 &&
-		opts.Offload != nil && (opts.Offload.Mode == "" || opts.Offload.Mode == offload.ModeCodec) {
-		enc := *opts.Encryption
-		threshold := opts.Offload.Threshold
-		if threshold <= 0 {
-			threshold = offload.DefaultThreshold
-		}
-		enc.DeterministicMinSize = max(threshold/2, 1)
 		opts.Encryption = &enc
 	}
 	if opts.Offload != nil && opts.Offload.OnObject == nil {
@@ -123,9 +111,6 @@ func New(ctx context.Context, opts Options) (kit *Kit, err error) {
 		}
 	}
 	if opts.Encryption != nil {
-		if err := keyObjects(&opts); err != nil {
-			return nil, err
-		}
 		c, err := codec.NewEncryptionCodec(opts.Encryption)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
@@ -346,30 +331,40 @@ func isRetryable(err error) bool {
 	return errors.Is(err, codec.ErrRetryable) || errors.Is(err, offload.ErrRetryable)
 }
 
-// keyObjects gives the encryption options (a copy, when they change) the offload store as the
-// store of envelope v2 key objects when they name none: a Kit with an offload stage then writes
-// v2 when asked to and decodes v2 payloads of other writers in every case. It refuses v2 with
-// key objects in a MemoryStore, which no other process can read, unless
+// encryptionDefaults applies the Kit's defaults to enc, the Kit's copy of opts.Encryption:
+//   - telemetry records key-provider events unless the caller set OnKeyEvent;
+//   - with an offload stage in codec mode, large payloads (half the offload threshold or more)
+//     get deterministic message ids, so that the offload stage stores an equal value once;
+//   - with an offload stage and no KeyObjects, the offload store (under its prefix) keeps the
+//     key objects of envelope v2, so the Kit decodes v2 payloads of other writers in every case;
+//   - the format defaults to v2 where every process can read the key objects: an offload stage
+//     in codec mode on a remote store (S3).
+//
+// It refuses v2 with key objects in a MemoryStore, which no other process can read, unless
 // Options.AllowLocalKeyObjects is set.
-func keyObjects(opts *Options) error {
-	enc := opts.Encryption
-	if enc.KeyObjects == nil && opts.Offload != nil && opts.Offload.Store != nil {
-		cp := *enc
-		cp.KeyObjects = opts.Offload.Store
-		if cp.KeyObjectPrefix == "" {
-			cp.KeyObjectPrefix = opts.Offload.Prefix // "" means the same default as offload's
+func encryptionDefaults(enc *codec.EncryptionOptions, opts *Options, tel *interceptor.Telemetry) error {
+	if enc.OnKeyEvent == nil {
+		enc.OnKeyEvent = func(e codec.KeyEvent) {
+			tel.RecordKeyEvent(interceptor.KeyEvent{Kind: e.Kind, Operation: e.Operation, Hit: e.Hit, Err: e.Err})
 		}
-		opts.Encryption = &cp
-		enc = &cp
 	}
-	// v2 is the default where every process can read the key objects: an offload stage in
-	// codec mode on a remote store (S3).
-	if enc.Format == codec.FormatDefault && opts.Offload != nil && enc.KeyObjects == opts.Offload.Store &&
-		(opts.Offload.Mode == "" || opts.Offload.Mode == offload.ModeCodec) && isRemote(opts.Offload.Store) {
-		cp := *enc
-		cp.Format = codec.FormatV2
-		opts.Encryption = &cp
-		enc = &cp
+	off := opts.Offload
+	codecMode := off != nil && (off.Mode == "" || off.Mode == offload.ModeCodec)
+	if codecMode && enc.DeterministicMinSize == 0 {
+		threshold := off.Threshold
+		if threshold <= 0 {
+			threshold = offload.DefaultThreshold
+		}
+		enc.DeterministicMinSize = max(threshold/2, 1)
+	}
+	if enc.KeyObjects == nil && off != nil && off.Store != nil {
+		enc.KeyObjects = off.Store
+		if enc.KeyObjectPrefix == "" {
+			enc.KeyObjectPrefix = off.Prefix // "" means the same default as offload's
+		}
+		if codecMode && enc.Format == codec.FormatDefault && isRemote(off.Store) {
+			enc.Format = codec.FormatV2
+		}
 	}
 	if enc.Format != codec.FormatV2 || opts.AllowLocalKeyObjects {
 		return nil

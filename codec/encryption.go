@@ -321,12 +321,10 @@ func (c *Encryption) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, 
 	buf := getBuffer() // marshalled payloads; sealed into exact-size outputs
 	defer putClearedBuffer(buf)
 	for i, p := range payloads {
-		plaintext, err := pbwire.AppendMarshal((*buf)[:0], p, false)
-		deterministic := c.detMin > 0 && len(plaintext) >= c.detMin
-		if deterministic && err == nil && len(p.GetMetadata()) > 1 {
-			// Equal values must marshal to equal bytes: fix the order of the metadata map.
-			plaintext, err = pbwire.AppendMarshal(plaintext[:0], p, true)
-		}
+		// A deterministic message id needs equal values to marshal to equal bytes: the
+		// metadata map is then marshalled in key order.
+		deterministic := c.detMin > 0 && pbwire.Size(p) >= c.detMin
+		plaintext, err := pbwire.AppendMarshal((*buf)[:0], p, deterministic)
 		if err != nil {
 			return nil, fmt.Errorf("encryption encode [payload=%d]: marshal: %w", i, err)
 		}

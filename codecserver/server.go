@@ -23,6 +23,8 @@ import (
 
 	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/offload"
+
+	"github.com/payloadkit/payloadkit/internal/pipeline"
 )
 
 // ErrInvalidConfig is returned (wrapped) by New, StaticTokens and NewJWTAuthenticator when
@@ -210,16 +212,7 @@ func New(cfg Config) (http.Handler, error) {
 // bindNamespace gives codecs that implement converter.PayloadCodecWithSerializationContext the
 // namespace's workflow serialization context, so encryption contexts match what workers wrote.
 func bindNamespace(ns string, codecs []converter.PayloadCodec) namespaceCodecs {
-	out := make(namespaceCodecs, len(codecs))
-	sc := converter.WorkflowSerializationContext{Namespace: ns}
-	for i, c := range codecs {
-		if cc, ok := c.(converter.PayloadCodecWithSerializationContext); ok {
-			out[i] = cc.WithSerializationContext(sc)
-		} else {
-			out[i] = c
-		}
-	}
-	return out
+	return pipeline.BindCodecs(codecs, converter.WorkflowSerializationContext{Namespace: ns})
 }
 
 func validNamespace(ns string) error {

@@ -20,6 +20,8 @@ import (
 	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/internal/cliconfig"
 	"github.com/payloadkit/payloadkit/offload"
+
+	"github.com/payloadkit/payloadkit/internal/pipeline"
 )
 
 type decodeFlags struct {
@@ -106,22 +108,6 @@ func setup(cmd *cobra.Command, s streams, src *sourceFlags, flags *cliconfig.Fla
 	return p, ns, in, nil
 }
 
-// bindNamespace gives the codecs the namespace's workflow serialization context, as the Codec
-// Server does: encryption then checks that each envelope belongs to the namespace (strict
-// decode), and reads what workers of that namespace wrote.
-func bindNamespace(ns string, codecs []converter.PayloadCodec) []converter.PayloadCodec {
-	out := make([]converter.PayloadCodec, len(codecs))
-	sc := converter.WorkflowSerializationContext{Namespace: ns}
-	for i, c := range codecs {
-		if cc, ok := c.(converter.PayloadCodecWithSerializationContext); ok {
-			out[i] = cc.WithSerializationContext(sc)
-		} else {
-			out[i] = c
-		}
-	}
-	return out
-}
-
 func runDecode(cmd *cobra.Command, s streams, f *decodeFlags) error {
 	if f.output != "table" && f.output != "json" {
 		return usageErrorf("--output must be table or json, not %q", f.output)
@@ -138,7 +124,10 @@ func runDecode(cmd *cobra.Command, s streams, f *decodeFlags) error {
 		return usageErrorf("building the codecs: %w", err)
 	}
 	defer func() { _ = kit.Close() }()
-	codecs := bindNamespace(ns, kit.Codecs())
+	// The namespace's workflow serialization context, as the Codec Server gives it: encryption
+	// then checks that each envelope belongs to the namespace (strict decode), and reads what
+	// workers of that namespace wrote.
+	codecs := pipeline.BindCodecs(kit.Codecs(), converter.WorkflowSerializationContext{Namespace: ns})
 
 	bar := newProgress(s, int64(len(in.items)), "decoding payloads")
 	failed := map[*commonpb.Payload]error{}

@@ -122,20 +122,13 @@ type input struct {
 func (f *sourceFlags) read(ctx context.Context, s streams, namespace string) (*input, error) {
 	switch {
 	case f.history != "":
-		name, data, err := readInput(f.history, s.in, f.maxInputBytes, "--history")
+		name, h, err := readHistory(f.history, s.in, f.maxInputBytes, "--history", "--max-input-bytes")
 		if err != nil {
 			return nil, err
 		}
-		h := &historypb.History{}
-		if err := shorthandUnmarshal.Unmarshal(data, h); err != nil {
-			return nil, usageErrorf("history %s is not a workflow history in JSON as `temporal workflow show -o json` writes it: %w", name, err)
-		}
-		if len(h.GetEvents()) == 0 {
-			return nil, usageErrorf("history %s has no events", name)
-		}
 		return &input{name: name, history: h, items: historyItems(h)}, nil
 	case f.payloads != "":
-		name, data, err := readInput(f.payloads, s.in, f.maxInputBytes, "--payloads")
+		name, data, err := readInput(f.payloads, s.in, f.maxInputBytes, "--payloads", "--max-input-bytes")
 		if err != nil {
 			return nil, err
 		}
@@ -162,8 +155,26 @@ var shorthandUnmarshal = temporalproto.CustomJSONUnmarshalOptions{
 	Metadata: map[string]any{commonpb.EnablePayloadShorthandMetadataKey: true},
 }
 
+// readHistory reads and parses the workflow history in JSON (`temporal workflow show -o json`,
+// payloads in full or shorthand form) at path ("-": in), at most limit bytes. flag and
+// limitFlag name the flags in errors, which are usage errors.
+func readHistory(path string, in io.Reader, limit int64, flag, limitFlag string) (name string, h *historypb.History, err error) {
+	name, data, err := readInput(path, in, limit, flag, limitFlag)
+	if err != nil {
+		return name, nil, err
+	}
+	h = &historypb.History{}
+	if err := shorthandUnmarshal.Unmarshal(data, h); err != nil {
+		return name, nil, usageErrorf("history %s is not a workflow history in JSON as `temporal workflow show -o json` writes it: %w", name, err)
+	}
+	if len(h.GetEvents()) == 0 {
+		return name, nil, usageErrorf("history %s has no events", name)
+	}
+	return name, h, nil
+}
+
 // readInput reads path ("-": in), at most limit bytes.
-func readInput(path string, in io.Reader, limit int64, flag string) (name string, data []byte, err error) {
+func readInput(path string, in io.Reader, limit int64, flag, limitFlag string) (name string, data []byte, err error) {
 	name = path
 	r := in
 	if path == "-" {
@@ -181,7 +192,7 @@ func readInput(path string, in io.Reader, limit int64, flag string) (name string
 		return name, nil, usageErrorf("reading %s: %w", name, err)
 	}
 	if int64(len(data)) > limit {
-		return name, nil, usageErrorf("%s is larger than %d bytes (see --max-input-bytes)", name, limit)
+		return name, nil, usageErrorf("%s is larger than %d bytes (see %s)", name, limit, limitFlag)
 	}
 	return name, data, nil
 }

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/api/temporalproto"
 
 	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/offload"
@@ -92,9 +88,9 @@ func runVerify(cmd *cobra.Command, s streams, f *verifyFlags) error {
 		return usageErrorf("--key-object-prefix must be non-empty and must not start or end with '/'")
 	}
 	ctx := cmd.Context()
-	h, err := readHistory(f.history, s.in, f.maxHistoryBytes)
+	_, h, err := readHistory(f.history, s.in, f.maxHistoryBytes, "--history", "--max-history-bytes")
 	if err != nil {
-		return &exitError{code: exitUsage, err: err}
+		return err
 	}
 	store, err := f.store.store(ctx)
 	if err != nil {
@@ -142,35 +138,4 @@ func printReport(w io.Writer, rep *offload.VerifyReport, store string) {
 		verdict = "UNVERIFIED"
 	}
 	fmt.Fprintf(w, "%s: store=%s %s\n", verdict, store, rep.Summary)
-}
-
-// readHistory reads and parses the history JSON at path ("-": in), at most limit bytes.
-func readHistory(path string, in io.Reader, limit int64) (*historypb.History, error) {
-	name := path
-	r := in
-	if path == "-" {
-		name = "standard input"
-	} else {
-		file, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("history: %w", err)
-		}
-		defer func() { _ = file.Close() }()
-		r = file
-	}
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("history %s: %w", name, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("history %s is larger than %d bytes (see --max-history-bytes)", name, limit)
-	}
-	h := &historypb.History{}
-	if err := (temporalproto.CustomJSONUnmarshalOptions{}).Unmarshal(data, h); err != nil {
-		return nil, fmt.Errorf("history %s is not a workflow history in JSON as `temporal workflow show -o json` writes it: %w", name, err)
-	}
-	if len(h.GetEvents()) == 0 {
-		return nil, errors.New("history " + name + " has no events")
-	}
-	return h, nil
 }

@@ -47,16 +47,12 @@ func (d *dataConverter) build() {
 			parent = ca.WithContext(d.ctx)
 		}
 	}
-	stages := d.p.stages
-	codecs := make([]converter.PayloadCodec, len(stages))
-	for i, s := range stages {
-		c := s.Codec
-		if d.sc != nil {
-			if cc, ok := c.(converter.PayloadCodecWithSerializationContext); ok {
-				c = cc.WithSerializationContext(d.sc)
-			}
-		}
-		codecs[i] = c
+	// A new slice either way: it is reversed below.
+	var codecs []converter.PayloadCodec
+	if d.sc != nil {
+		codecs = BindCodecs(d.p.codecs, d.sc)
+	} else {
+		codecs = slices.Clone(d.p.codecs)
 	}
 	switch {
 	case d.p.observer == nil || len(codecs) == 0:
@@ -72,6 +68,20 @@ func (d *dataConverter) build() {
 			b:      &binding{p: d.p, ctx: d.ctx, wctx: d.wctx},
 		})
 	}
+}
+
+// BindCodecs returns codecs with sc applied to each one that implements
+// converter.PayloadCodecWithSerializationContext (the others as they are), in a new slice: the
+// pipeline's stages, the Codec Server's and the payloadkit command's codecs for a namespace.
+func BindCodecs(codecs []converter.PayloadCodec, sc converter.SerializationContext) []converter.PayloadCodec {
+	out := make([]converter.PayloadCodec, len(codecs))
+	for i, c := range codecs {
+		if cc, ok := c.(converter.PayloadCodecWithSerializationContext); ok {
+			c = cc.WithSerializationContext(sc)
+		}
+		out[i] = c
+	}
+	return out
 }
 
 func (d *dataConverter) with(edit func(*dataConverter)) *dataConverter {

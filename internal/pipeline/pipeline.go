@@ -119,7 +119,8 @@ type Observer interface {
 type Pipeline struct {
 	parent   converter.DataConverter
 	stages   []Stage
-	names    []string // stage names, encode order
+	names    []string                 // stage names, encode order
+	codecs   []converter.PayloadCodec // stage codecs, encode order
 	observer Observer
 	remote   bool
 	retry    func(error) bool
@@ -137,6 +138,7 @@ func New(opts Options) *Pipeline {
 	}
 	for _, s := range p.stages {
 		p.names = append(p.names, s.Name)
+		p.codecs = append(p.codecs, s.Codec)
 	}
 	if p.parent == nil {
 		p.parent = converter.GetDefaultDataConverter()
