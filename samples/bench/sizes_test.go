@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,9 +13,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/temporaltest"
 	"google.golang.org/protobuf/proto"
 
@@ -26,6 +22,7 @@ import (
 	"github.com/payloadkit/payloadkit/codec/awskms"
 	"github.com/payloadkit/payloadkit/offload"
 	"github.com/payloadkit/payloadkit/samples/internal/history"
+	"github.com/payloadkit/payloadkit/samples/internal/quickstartflow"
 	"github.com/payloadkit/payloadkit/workflowtest"
 )
 
@@ -353,117 +350,6 @@ func printSizes(res *sizeResults) {
 	fmt.Fprint(os.Stdout, sb.String())
 }
 
-// The quickstart's workflow (samples/quickstart, package main, so copied here): a batch of
-// orders of about 1 MiB of JSON is priced by one activity, which returns the orders and a 3 MiB
-// document; a second activity checks the invoice and returns a small summary. With the Kit's
-// default offload threshold the large payloads are offloaded, so history keeps claims.
-
-type qsCustomer struct {
-	Name    string `json:"name"`
-	Email   string `json:"email"`
-	Address string `json:"address"`
-}
-
-type qsOrder struct {
-	ID       string     `json:"id"`
-	Customer qsCustomer `json:"customer"`
-	SKU      string     `json:"sku"`
-	Quantity int        `json:"quantity"`
-	Cents    int64      `json:"cents"`
-	Placed   time.Time  `json:"placed"`
-	Note     string     `json:"note"`
-}
-
-type qsBatch struct {
-	ID     string    `json:"id"`
-	Orders []qsOrder `json:"orders"`
-}
-
-type qsInvoice struct {
-	BatchID  string    `json:"batch_id"`
-	Orders   []qsOrder `json:"orders"`
-	TotalCts int64     `json:"total_cents"`
-	Document []byte    `json:"document"`
-}
-
-type qsSummary struct {
-	BatchID   string `json:"batch_id"`
-	Orders    int    `json:"orders"`
-	TotalCts  int64  `json:"total_cents"`
-	DocSHA256 string `json:"document_sha256"`
-}
-
-// ProcessBatch is the quickstart's workflow.
-func ProcessBatch(ctx workflow.Context, batch qsBatch) (qsSummary, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
-	})
-	var inv qsInvoice
-	if err := workflow.ExecuteActivity(ctx, PriceBatch, batch).Get(ctx, &inv); err != nil {
-		return qsSummary{}, err
-	}
-	var sum qsSummary
-	if err := workflow.ExecuteActivity(ctx, CheckInvoice, inv).Get(ctx, &sum); err != nil {
-		return qsSummary{}, err
-	}
-	return sum, nil
-}
-
-// PriceBatch is the quickstart's first activity.
-func PriceBatch(_ context.Context, batch qsBatch) (qsInvoice, error) {
-	inv := qsInvoice{BatchID: batch.ID, Orders: batch.Orders}
-	for _, o := range batch.Orders {
-		inv.TotalCts += o.Cents * int64(o.Quantity)
-	}
-	seed := sha256.Sum256([]byte(batch.ID))
-	r := rand.New(rand.NewPCG(uint64(seed[0])|uint64(seed[1])<<8, 0))
-	inv.Document = make([]byte, 3<<20) // a rendered PDF: compresses poorly
-	for i := 0; i+8 <= len(inv.Document); i += 8 {
-		v := r.Uint64()
-		for j := range 8 {
-			inv.Document[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return inv, nil
-}
-
-// CheckInvoice is the quickstart's second activity.
-func CheckInvoice(_ context.Context, inv qsInvoice) (qsSummary, error) {
-	if len(inv.Document) == 0 {
-		return qsSummary{}, fmt.Errorf("invoice %s has no document", inv.BatchID)
-	}
-	sum := sha256.Sum256(inv.Document)
-	return qsSummary{BatchID: inv.BatchID, Orders: len(inv.Orders), TotalCts: inv.TotalCts, DocSHA256: hex.EncodeToString(sum[:])}, nil
-}
-
-// newQSBatch is the quickstart's NewBatch: a deterministic batch of about approxBytes of JSON.
-func newQSBatch(id string, approxBytes int) qsBatch {
-	r := rand.New(rand.NewPCG(42, 0))
-	b := qsBatch{ID: id}
-	base := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
-	skus := []string{"BK-1001", "BK-1002", "HW-2001", "HW-2002", "SW-3001", "SV-4001"}
-	for size := 0; size < approxBytes; {
-		first, last := pick(r, firstNames), pick(r, lastNames)
-		o := qsOrder{
-			ID: fmt.Sprintf("%s-%06d", id, len(b.Orders)),
-			Customer: qsCustomer{
-				Name:    first + " " + last,
-				Email:   fmt.Sprintf("%s.%s%d@example.com", first, last, r.IntN(1000)),
-				Address: fmt.Sprintf("%d %s, Springfield", 1+r.IntN(300), pick(r, streets)),
-			},
-			SKU:      pick(r, skus),
-			Quantity: 1 + r.IntN(5),
-			Cents:    int64(199 + r.IntN(20000)),
-			Placed:   base.Add(time.Duration(r.IntN(86400*30)) * time.Second),
-			Note:     "deliver to reception",
-		}
-		size += 190 // about the JSON size of an order
-		b.Orders = append(b.Orders, o)
-	}
-	return b
-}
-
 // historySize is the history of one quickstart run.
 type historySize struct {
 	events, eventBytes, payloads, payloadBytes int
@@ -495,7 +381,7 @@ func BenchmarkQuickstartHistory(b *testing.B) {
 	ts := temporaltest.NewServer()
 	defer ts.Stop()
 	ns := ts.GetDefaultNamespace()
-	batch := newQSBatch("batch-2026-11", 1<<20)
+	batch := quickstartflow.NewBatch("batch-2026-11", 1<<20)
 	sizes := map[string]historySize{}
 	for range b.N {
 		for _, a := range alts {
@@ -515,14 +401,14 @@ func BenchmarkQuickstartHistory(b *testing.B) {
 			c := ts.NewClientWithOptions(kit.ClientOptions(client.Options{Namespace: ns}))
 			queue := "quickstart-" + a.name
 			w := worker.New(c, queue, kit.WorkerOptions(worker.Options{}))
-			w.RegisterWorkflow(ProcessBatch)
-			w.RegisterActivity(PriceBatch)
-			w.RegisterActivity(CheckInvoice)
+			w.RegisterWorkflow(quickstartflow.ProcessBatch)
+			w.RegisterActivity(quickstartflow.PriceBatch)
+			w.RegisterActivity(quickstartflow.CheckInvoice)
 			if err := w.Start(); err != nil {
 				b.Fatal(err)
 			}
-			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "quickstart-" + a.name + "-" + batch.ID, TaskQueue: queue}, ProcessBatch, batch)
-			var sum qsSummary
+			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "quickstart-" + a.name + "-" + batch.ID, TaskQueue: queue}, quickstartflow.ProcessBatch, batch)
+			var sum quickstartflow.Summary
 			if err == nil {
 				err = run.Get(ctx, &sum)
 			}

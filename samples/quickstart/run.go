@@ -34,6 +34,7 @@ import (
 	"github.com/payloadkit/payloadkit/offload"
 	"github.com/payloadkit/payloadkit/offload/s3store"
 	"github.com/payloadkit/payloadkit/samples/internal/history"
+	"github.com/payloadkit/payloadkit/samples/internal/quickstartflow"
 )
 
 const taskQueue = "payloadkit-quickstart"
@@ -159,19 +160,19 @@ func run(ctx context.Context, out io.Writer) error {
 	defer ts.Stop()
 	serverUp := time.Since(start)
 	ts.NewWorkerWithOptions(taskQueue, func(r worker.Registry) {
-		r.RegisterWorkflow(ProcessBatch)
-		r.RegisterActivity(PriceBatch)
-		r.RegisterActivity(CheckInvoice)
+		r.RegisterWorkflow(quickstartflow.ProcessBatch)
+		r.RegisterActivity(quickstartflow.PriceBatch)
+		r.RegisterActivity(quickstartflow.CheckInvoice)
 	}, kit.WorkerOptions(worker.Options{}))
 	c := ts.GetDefaultClient()
 
-	batch := NewBatch("batch-2026-11", 1<<20)
+	batch := quickstartflow.NewBatch("batch-2026-11", 1<<20)
 	wfStart := time.Now()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "quickstart-" + batch.ID + "-" + fmt.Sprint(time.Now().UnixNano()), TaskQueue: taskQueue}, ProcessBatch, batch)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "quickstart-" + batch.ID + "-" + fmt.Sprint(time.Now().UnixNano()), TaskQueue: taskQueue}, quickstartflow.ProcessBatch, batch)
 	if err != nil {
 		return fmt.Errorf("starting workflow: %w", err)
 	}
-	var sum Summary
+	var sum quickstartflow.Summary
 	if err := run.Get(ctx, &sum); err != nil {
 		return fmt.Errorf("workflow failed: %w", err)
 	}

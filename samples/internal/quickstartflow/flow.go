@@ -1,4 +1,6 @@
-package main
+// Package quickstartflow is the quickstart's workflow and activities, shared by the quickstart
+// (samples/quickstart) and the benchmark that measures its history (samples/bench).
+package quickstartflow
 
 import (
 	"context"
