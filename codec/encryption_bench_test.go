@@ -49,7 +49,7 @@ func BenchmarkEncryptionEncode(b *testing.B) {
 				}
 			}
 			b.SetBytes(int64(size))
-			ns := benchutil.Interleave(b,
+			res := benchutil.Interleave(b,
 				func() {
 					if _, err := proto.Marshal(p); err != nil {
 						b.Fatal(err)
@@ -62,14 +62,13 @@ func BenchmarkEncryptionEncode(b *testing.B) {
 				},
 				encode(cached), encode(uncached))
 			for i, name := range []string{"marshal-only", "static-gcm", "payloadkit-cached", "payloadkit-uncached"} {
-				b.ReportMetric(ns[i], name+"-ns/op")
+				b.ReportMetric(res.NsPerOp[i], name+"-ns/op")
 				if name != "static-gcm" {
-					b.ReportMetric(ns[i]/ns[1], name+"-vs-static-gcm-x")
+					b.ReportMetric(res.Ratio(i, 1), name+"-vs-static-gcm-x")
 				}
 			}
-			calls := float64(b.N + 3) // Interleave warms each alternative up three times
-			b.ReportMetric(float64(cachedKeys.generates.Load())/calls, "cached-kms-calls/op")
-			b.ReportMetric(float64(uncachedKeys.generates.Load())/calls, "uncached-kms-calls/op")
+			b.ReportMetric(float64(cachedKeys.generates.Load())/float64(res.Runs[2]), "cached-kms-calls/op")
+			b.ReportMetric(float64(uncachedKeys.generates.Load())/float64(res.Runs[3]), "uncached-kms-calls/op")
 		})
 	}
 }
@@ -91,11 +90,10 @@ func BenchmarkEncryptionDecode(b *testing.B) {
 			}
 		}
 	}
-	ns := benchutil.Interleave(b, decode(cached), decode(uncached))
-	b.ReportMetric(ns[0], "cached-ns/op")
-	b.ReportMetric(ns[1], "uncached-ns/op")
-	b.ReportMetric(ns[1]/ns[0], "uncached-vs-cached-x")
-	calls := float64(b.N + 3)
-	b.ReportMetric(float64(cachedKeys.decrypts.Load())/calls, "cached-kms-calls/op")
-	b.ReportMetric(float64(uncachedKeys.decrypts.Load())/calls, "uncached-kms-calls/op")
+	res := benchutil.Interleave(b, decode(cached), decode(uncached))
+	b.ReportMetric(res.NsPerOp[0], "cached-ns/op")
+	b.ReportMetric(res.NsPerOp[1], "uncached-ns/op")
+	b.ReportMetric(res.Ratio(1, 0), "uncached-vs-cached-x")
+	b.ReportMetric(float64(cachedKeys.decrypts.Load())/float64(res.Runs[0]), "cached-kms-calls/op")
+	b.ReportMetric(float64(uncachedKeys.decrypts.Load())/float64(res.Runs[1]), "uncached-kms-calls/op")
 }

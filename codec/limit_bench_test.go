@@ -21,7 +21,7 @@ import (
 // Encode then Decode of one payload) with the raw primitives on the same bytes: zstd
 // EncodeAll/DecodeAll at the default level with pooled coders, then AES-256-GCM seal/open of
 // the compressed bytes under one fixed key. kit/raw-x is the ratio of their times, measured
-// interleaved in one run.
+// interleaved in one run (benchutil.Interleave: the median of the per-round ratios).
 func BenchmarkPhysicalLimit(b *testing.B) {
 	ring, err := codec.NewStaticKeyring("k1", map[string][]byte{"k1": codec.GenerateKey()})
 	if err != nil {
@@ -92,8 +92,8 @@ func BenchmarkPhysicalLimit(b *testing.B) {
 		}
 		b.Run("size="+sz.name, func(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
-			ns := benchutil.Interleave(b, kit, primitives)
-			ratio := ns[0] / ns[1]
+			res := benchutil.Interleave(b, kit, primitives)
+			ns, ratio := res.NsPerOp, res.Ratio(0, 1)
 			b.ReportMetric(ns[0], "kit-ns/op")
 			b.ReportMetric(ns[1], "raw-ns/op")
 			b.ReportMetric(ratio, "kit/raw-x")
@@ -126,10 +126,10 @@ func BenchmarkCompressionVsZlib(b *testing.B) {
 		var kitSize, zlibSize int
 		b.Run("size="+sz.name, func(b *testing.B) {
 			b.SetBytes(int64(proto.Size(p)))
-			ns := benchutil.Interleave(b,
+			res := benchutil.Interleave(b,
 				func() { kitSize = roundTrip(b, kit, in) },
 				func() { zlibSize = roundTrip(b, zlib, in) })
-			speedup := ns[1] / ns[0]
+			ns, speedup := res.NsPerOp, res.Ratio(1, 0)
 			sizeRatio := float64(kitSize) / float64(zlibSize)
 			b.ReportMetric(speedup, "speedup-x")
 			b.ReportMetric(sizeRatio, "size-x")

@@ -35,11 +35,11 @@ func BenchmarkFailureRoundTrip(b *testing.B) {
 			}
 		}
 	}
-	ns := benchutil.Interleave(b, fns...)
+	res := benchutil.Interleave(b, fns...)
 	for i, alt := range alternatives {
-		b.ReportMetric(ns[i], alt.name+"-ns/op")
+		b.ReportMetric(res.NsPerOp[i], alt.name+"-ns/op")
 		if i > 0 {
-			b.ReportMetric(ns[i]/ns[0], alt.name+"-vs-sdk-plain-x")
+			b.ReportMetric(res.Ratio(i, 0), alt.name+"-vs-sdk-plain-x")
 		}
 	}
 }

@@ -292,8 +292,9 @@ func (c *Codec) get(cl Claim) (*commonpb.Payload, error) {
 
 // fetchVerified reads the object under key and checks its size and SHA-256. A known size (not
 // negative) is read, from stores implementing SizedGetter, into one buffer of exactly that
-// size. When size is negative (unknown) the object is bounded by limit instead; stores
-// implementing BoundedGetter then refuse a larger object without reading it whole.
+// size, and hashed while it arrives by stores implementing HashingGetter. When size is
+// negative (unknown) the object is bounded by limit instead; stores implementing BoundedGetter
+// then refuse a larger object without reading it whole.
 func fetchVerified(ctx context.Context, store Store, key string, size, limit int64, sum string) ([]byte, error) {
 	name := store.Name()
 	if size >= 0 {
@@ -301,9 +302,18 @@ func fetchVerified(ctx context.Context, store Store, key string, size, limit int
 	}
 	var data []byte
 	var err error
+	var hashed []byte // the SHA-256 of data, when the store computed it while reading
 	if sg, ok := store.(SizedGetter); ok && size >= 0 {
 		data = make([]byte, size)
-		if err = sg.GetInto(ctx, key, data); err != nil {
+		if hg, ok := store.(HashingGetter); ok {
+			h := sha256.New()
+			if err = hg.GetIntoHashing(ctx, key, data, h); err == nil {
+				hashed = h.Sum(nil)
+			}
+		} else {
+			err = sg.GetInto(ctx, key, data)
+		}
+		if err != nil {
 			if errors.Is(err, ErrIntegrity) {
 				// The store's message may not be as careful as the ones below.
 				return nil, newError("get", name, key, ErrIntegrity, nil, "object size differs from the claimed %d bytes", size)
@@ -330,7 +340,11 @@ func fetchVerified(ctx context.Context, store Store, key string, size, limit int
 	if size >= 0 && int64(len(data)) != size {
 		return nil, newError("get", name, key, ErrIntegrity, nil, "object size differs from the claimed %d bytes", size)
 	}
-	if got := sha256Hex(data); got != sum {
+	got := hex.EncodeToString(hashed)
+	if hashed == nil {
+		got = sha256Hex(data)
+	}
+	if got != sum {
 		return nil, newError("get", name, key, ErrIntegrity, nil, "object SHA-256 differs from the claimed digest")
 	}
 	return data, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -59,6 +60,19 @@ type SizedGetter interface {
 	// at most len(buf) bytes of it into buf; a missing object fails with an error matching
 	// ErrNotFound. The content is not verified: callers check its digest.
 	GetInto(ctx context.Context, key string, buf []byte) error
+}
+
+// HashingGetter is implemented by SizedGetters that can feed what they read to a hash while it
+// arrives, so that checking a large object's digest does not wait for its last byte. The codec
+// and the storage driver use it, when available, in place of GetInto followed by a SHA-256 of
+// the buffer. The S3 store implements it.
+type HashingGetter interface {
+	SizedGetter
+	// GetIntoHashing reads the object under key into buf as GetInto does, and writes to h every
+	// byte of buf exactly once, in order, each as soon as it and all the bytes before it have
+	// arrived. When it returns nil, h has been written exactly buf; otherwise h is to be
+	// discarded.
+	GetIntoHashing(ctx context.Context, key string, buf []byte, h io.Writer) error
 }
 
 // ObjectInfo describes a stored object.

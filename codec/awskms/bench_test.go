@@ -220,16 +220,16 @@ func BenchmarkRoundTrip(b *testing.B) {
 					out[i] = proto.Size(enc[0])
 				}
 			}
-			ns := benchutil.Interleave(b, fns...)
+			res := benchutil.Interleave(b, fns...)
 			for i, alt := range alternatives {
-				b.ReportMetric(ns[i], alt.name+"-ns/op")
+				b.ReportMetric(res.NsPerOp[i], alt.name+"-ns/op")
 				b.ReportMetric(float64(out[i]), alt.name+"-bytes-out")
 				if i > 0 {
-					b.ReportMetric(ns[0]/ns[i], alt.name+"-speed-vs-zlib-x")
+					b.ReportMetric(res.Ratio(0, i), alt.name+"-speed-vs-zlib-x")
 				}
 			}
-			z, e, p := ns[0], ns[1], ns[2]
-			rows[sz.name] = fmt.Sprintf("%-6s %12.1f %12.1f %12.1f %9.2fx %9.2fx   %d / %d / %d\n", sz.name, z/1e3, e/1e3, p/1e3, z/p, e/p,
+			z, e, p := res.NsPerOp[0], res.NsPerOp[1], res.NsPerOp[2]
+			rows[sz.name] = fmt.Sprintf("%-6s %12.1f %12.1f %12.1f %9.2fx %9.2fx   %d / %d / %d\n", sz.name, z/1e3, e/1e3, p/1e3, res.Ratio(0, 2), res.Ratio(1, 2),
 				out[0], out[1], out[2])
 		})
 	}

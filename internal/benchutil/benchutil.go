@@ -3,35 +3,93 @@
 package benchutil
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
 
-// Interleave runs the alternatives fns once per iteration of b.Loop, in an order that rotates
-// every iteration, so that load from other processes falls on all of them alike, and returns
-// their mean durations in nanoseconds, in the order of fns. Each alternative runs three times
-// first, unmeasured, to warm up pools and encoders.
-func Interleave(b *testing.B, fns ...func()) []float64 {
+// blockTarget is about how long one alternative runs in one round of Interleave.
+const blockTarget = 2 * time.Millisecond
+
+// Result is what Interleave measured.
+type Result struct {
+	// NsPerOp is, for each alternative in the order given to Interleave, the median over the
+	// rounds of its time per operation in nanoseconds.
+	NsPerOp []float64
+	// Runs is, for each alternative, how many times it ran in all, warm-up included.
+	Runs   []int
+	rounds [][]float64 // per round, each alternative's time per operation
+}
+
+// Ratio returns the median over the rounds of alternative i's time per operation divided by
+// alternative j's in the same round.
+func (r Result) Ratio(i, j int) float64 {
+	ratios := make([]float64, 0, len(r.rounds))
+	for _, round := range r.rounds {
+		ratios = append(ratios, round[i]/round[j])
+	}
+	return Median(ratios)
+}
+
+// Interleave runs the alternatives fns in rounds, one round per iteration of b.Loop: in each
+// round every alternative runs a block of operations lasting about blockTarget (the same
+// number of operations in every round, at least one), in an order that rotates every round, so
+// that load from other processes, and the garbage collections one alternative's allocations
+// start, fall on all of them alike rather than on whichever runs next. Medians over the rounds
+// make a few disturbed rounds irrelevant. Each alternative runs three times first, unmeasured,
+// to warm up pools and encoders, and then a few times more to size its block.
+func Interleave(b *testing.B, fns ...func()) Result {
 	b.Helper()
-	for _, f := range fns {
+	reps := make([]int, len(fns))
+	for i, f := range fns {
 		for range 3 {
 			f()
 		}
+		start := time.Now()
+		for range 3 {
+			f()
+		}
+		per := max(time.Since(start)/3, time.Nanosecond)
+		reps[i] = max(1, int(blockTarget/per))
 	}
-	total := make([]time.Duration, len(fns))
+	var rounds [][]float64
 	n := 0
 	for b.Loop() {
+		round := make([]float64, len(fns))
 		for j := range fns {
 			i := (n + j) % len(fns)
 			start := time.Now()
-			fns[i]()
-			total[i] += time.Since(start)
+			for range reps[i] {
+				fns[i]()
+			}
+			round[i] = float64(time.Since(start).Nanoseconds()) / float64(reps[i])
 		}
+		rounds = append(rounds, round)
 		n++
 	}
-	out := make([]float64, len(fns))
-	for i, t := range total {
-		out[i] = float64(t.Nanoseconds()) / float64(max(n, 1))
+	res := Result{NsPerOp: make([]float64, len(fns)), Runs: make([]int, len(fns)), rounds: rounds}
+	for i := range fns {
+		res.Runs[i] = 6 + n*reps[i]
+		per := make([]float64, 0, len(rounds))
+		for _, round := range rounds {
+			per = append(per, round[i])
+		}
+		res.NsPerOp[i] = Median(per)
 	}
-	return out
+	return res
+}
+
+// Median returns the median of xs (the mean of the two middle values for an even count), and
+// 0 for none. xs is not modified.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := len(s) / 2
+	if len(s)%2 == 0 {
+		return (s[m-1] + s[m]) / 2
+	}
+	return s[m]
 }

@@ -21,7 +21,9 @@
 // the caller's bytes, and the caller's SHA-256 signs a single PutObject so that the AWS SDK does
 // not hash the body again. GetInto (offload.SizedGetter) reads an object of the size a claim
 // names into one buffer of exactly that size, from twice the part size with ranged GETs in
-// parallel.
+// parallel; GetIntoHashing (offload.HashingGetter) does the same while it feeds the bytes
+// complete from the start of the buffer to the codec's SHA-256, so that verifying a large
+// object ends soon after its last byte arrives.
 // Every object carries the user metadata payloadkit-namespace, payloadkit-written (RFC 3339
 // UTC) and payloadkit-format ("1"), for lifecycle rules and audits; Stat (offload.Stater)
 // reports an object's size and LastModified, with which the codec refreshes deduplicated

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"hash"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -161,6 +163,116 @@ func TestGetIntoRanges(t *testing.T) {
 	fake.onGet = nil
 	if err := s.GetInto(ctx, "missing", make([]byte, len(data))); !errors.Is(err, offload.ErrNotFound) {
 		t.Fatalf("GetInto of a missing object: err = %v, want ErrNotFound", err)
+	}
+}
+
+// orderedHash is the io.Writer given to GetIntoHashing in tests: a SHA-256 that also counts the
+// bytes written and signals once it has seen at least signalAt of them.
+type orderedHash struct {
+	h        hash.Hash
+	n        atomic.Int64
+	signalAt int64
+	reached  chan struct{}
+}
+
+func newOrderedHash(signalAt int64) *orderedHash {
+	return &orderedHash{h: sha256.New(), signalAt: signalAt, reached: make(chan struct{})}
+}
+
+func (o *orderedHash) Write(p []byte) (int, error) {
+	o.h.Write(p)
+	if n := o.n.Add(int64(len(p))); n >= o.signalAt && n-int64(len(p)) < o.signalAt {
+		close(o.reached)
+	}
+	return len(p), nil
+}
+
+// GetIntoHashing writes the object to the hash exactly once and in order, with one GET or with
+// ranges, and hashes the first range while a later one has not arrived yet; a size mismatch or
+// an object changed between its ranges fails as GetInto does.
+func TestGetIntoHashing(t *testing.T) {
+	ctx := context.Background()
+	data := make([]byte, 3*s3store.MinPartSize+5)
+	for i := range data {
+		data[i] = byte(i * 31)
+	}
+	want := sha256.Sum256(data)
+	for _, tc := range []struct {
+		name string
+		opts s3store.Options
+		gets int
+	}{
+		{"one GET", s3store.Options{PartSize: s3store.MinPartSize, RangeSize: 1 << 30}, 1},
+		{"3 ranges, 1 at a time", s3store.Options{PartSize: s3store.MinPartSize, UploadConcurrency: 1}, 3},
+		{"3 ranges, 3 at a time", s3store.Options{PartSize: s3store.MinPartSize, UploadConcurrency: 3}, 3},
+		{"6 ranges, 2 at a time", s3store.Options{PartSize: s3store.MinPartSize, RangeSize: s3store.MinPartSize / 2, UploadConcurrency: 2}, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFakeS3()
+			fake.objects["k"], fake.etags["k"] = data, "e1"
+			s, err := s3store.New(fake, "bk", &tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, len(data))
+			h := newOrderedHash(int64(len(data)))
+			if err := s.GetIntoHashing(ctx, "k", buf, h); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf, data) || h.n.Load() != int64(len(data)) || !bytes.Equal(h.h.Sum(nil), want[:]) {
+				t.Fatalf("hashed %d bytes, digest %x; want %d bytes, %x and the object in buf", h.n.Load(), h.h.Sum(nil), len(data), want)
+			}
+			if len(fake.gets) != tc.gets {
+				t.Fatalf("GETs = %d, want %d", len(fake.gets), tc.gets)
+			}
+		})
+	}
+
+	// The last range is served only once the hash has seen the whole first range.
+	fake := newFakeS3()
+	fake.objects["k"], fake.etags["k"] = data, "e1"
+	s, err := s3store.New(fake, "bk", &s3store.Options{PartSize: s3store.MinPartSize, UploadConcurrency: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rangeSize := int64(len(data)+2) / 3
+	h := newOrderedHash(rangeSize)
+	fake.onGet = func(in *s3.GetObjectInput) {
+		if strings.HasPrefix(aws.ToString(in.Range), fmt.Sprintf("bytes=%d-", 2*rangeSize)) {
+			select {
+			case <-h.reached:
+			case <-time.After(10 * time.Second):
+				t.Error("the first range was not hashed while the last one was held back")
+			}
+		}
+	}
+	if err := s.GetIntoHashing(ctx, "k", make([]byte, len(data)), h); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(h.h.Sum(nil), want[:]) {
+		t.Fatal("the hash differs from the object's SHA-256")
+	}
+
+	// Errors are GetInto's.
+	err = s.GetIntoHashing(ctx, "k", make([]byte, len(data)+1), sha256.New())
+	if !errors.Is(err, offload.ErrIntegrity) {
+		t.Fatalf("GetIntoHashing into a larger buffer: err = %v, want ErrIntegrity", err)
+	}
+	var n atomic.Int64
+	fake.onGet = func(*s3.GetObjectInput) {
+		if n.Add(1) == 2 {
+			fake.mu.Lock()
+			fake.etags["k"] = "e2"
+			fake.mu.Unlock()
+		}
+	}
+	err = s.GetIntoHashing(ctx, "k", make([]byte, len(data)), sha256.New())
+	if !errors.Is(err, offload.ErrRetryable) || !strings.Contains(err.Error(), "changed") {
+		t.Fatalf("GetIntoHashing of an object overwritten meanwhile: err = %v, want a retryable ErrStore", err)
+	}
+	fake.onGet = nil
+	if err := s.GetIntoHashing(ctx, "missing", make([]byte, 10), sha256.New()); !errors.Is(err, offload.ErrNotFound) {
+		t.Fatalf("GetIntoHashing of a missing object: err = %v, want ErrNotFound", err)
 	}
 }
 

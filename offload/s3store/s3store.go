@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -142,6 +143,7 @@ var (
 	_ offload.BoundedGetter = (*Store)(nil)
 	_ offload.PartsPutter   = (*Store)(nil)
 	_ offload.SizedGetter   = (*Store)(nil)
+	_ offload.HashingGetter = (*Store)(nil)
 	_ offload.Stater        = (*Store)(nil)
 )
 
@@ -468,35 +470,90 @@ func (s *Store) GetBounded(ctx context.Context, key string, maxBytes int64) ([]b
 // GetInto reads the object under key into buf when it is exactly len(buf) bytes long (see
 // offload.SizedGetter): with one GetObject below twice Options.RangeSize (by default the part
 // size), and above it with ranged GetObjects of about equal sizes between one and two
-// RangeSize, UploadConcurrency in parallel, each reading straight into its section of buf. Ranges of different versions of the object (overwritten while it was read)
-// fail with a retryable error. GetInto does not ask S3 for the object's checksums: its callers
-// (the codec, the storage driver) check the SHA-256 the claim names.
+// RangeSize, UploadConcurrency in parallel, each reading straight into its section of buf.
+// Ranges of different versions of the object (overwritten while it was read) fail with a
+// retryable error. GetInto does not ask S3 for the object's checksums: its callers (the codec,
+// the storage driver) check the SHA-256 the claim names.
 func (s *Store) GetInto(ctx context.Context, key string, buf []byte) error {
+	return s.getInto(ctx, key, buf, nil)
+}
+
+// GetIntoHashing reads the object under key into buf as GetInto does, and writes buf to h in
+// order while the ranges arrive (see offload.HashingGetter): each reader tells how far it got
+// every hashChunk bytes, and the calling goroutine hashes the part of buf that is complete
+// from its start, so that the hash of a large object is done soon after its last byte arrives.
+func (s *Store) GetIntoHashing(ctx context.Context, key string, buf []byte, h io.Writer) error {
+	return s.getInto(ctx, key, buf, h)
+}
+
+// hashChunk is how many bytes a reader of GetIntoHashing reads between two reports of its
+// progress.
+const hashChunk = 1 << 20
+
+// getInto implements GetInto, and GetIntoHashing when h is not nil.
+func (s *Store) getInto(ctx context.Context, key string, buf []byte, h io.Writer) error {
 	if err := objkey.Validate(key); err != nil {
 		return s.newError("get", key, offload.ErrStore, err, "")
 	}
 	size := int64(len(buf))
 	// Ranges of about the same size, at least the part size: an object just above the part size
 	// (a payload of exactly the part size plus its framing) is not split into a tiny range.
-	n := size / s.cfg.rangeSize
-	if n <= 1 {
-		_, err := s.getRange(ctx, key, buf, 0, size, false)
+	n := max(size/s.cfg.rangeSize, 1)
+	if n == 1 && h == nil {
+		_, err := s.getRange(ctx, key, buf, 0, size, false, nil)
 		return err
 	}
 	rangeSize := (size + n - 1) / n
 	etags := make([]string, n)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.cfg.uploadConcurrency)
-	for i := range n {
-		start := i * rangeSize
-		end := min(start+rangeSize, size)
-		g.Go(func() error {
-			var err error
-			etags[i], err = s.getRange(gctx, key, buf[start:end], start, size, true)
-			return err
-		})
+	var feed *hashFeed
+	if h != nil {
+		feed = &hashFeed{read: make([]atomic.Int64, n), wake: make(chan struct{}, 1)}
 	}
-	if err := g.Wait(); err != nil {
+	done := make(chan error, 1)
+	go func() {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(s.cfg.uploadConcurrency)
+		for i := range n {
+			start := i * rangeSize
+			end := min(start+rangeSize, size)
+			g.Go(func() error {
+				var err error
+				etags[i], err = s.getRange(gctx, key, buf[start:end], start, size, n > 1, feed.reporter(int(i)))
+				return err
+			})
+		}
+		done <- g.Wait()
+	}()
+	var err error
+	if feed == nil {
+		err = <-done
+	} else {
+		// Hash what is complete from the start of buf, until the readers are done.
+		var pos int64
+		for finished := false; ; {
+			for pos < size {
+				r := pos / rangeSize
+				avail := r*rangeSize + feed.read[r].Load()
+				if avail <= pos {
+					break
+				}
+				h.Write(buf[pos:avail])
+				pos = avail
+			}
+			if finished {
+				break
+			}
+			select {
+			case <-feed.wake:
+			case err = <-done:
+				finished = true
+			}
+		}
+		if err == nil && pos != size {
+			err = s.newError("get", key, offload.ErrStore, nil, fmt.Sprintf("read %d of %d bytes", pos, size))
+		}
+	}
+	if err != nil {
 		return err
 	}
 	for _, e := range etags[1:] {
@@ -509,10 +566,32 @@ func (s *Store) GetInto(ctx context.Context, key string, buf []byte) error {
 	return nil
 }
 
+// hashFeed tells GetIntoHashing's hashing loop how far each range has been read.
+type hashFeed struct {
+	read []atomic.Int64 // bytes of each range read so far
+	wake chan struct{}  // signalled (without blocking) after every report
+}
+
+// reporter returns the progress callback of range i, or nil for a nil feed.
+func (f *hashFeed) reporter(i int) func(int64) {
+	if f == nil {
+		return nil
+	}
+	return func(n int64) {
+		f.read[i].Store(n)
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // getRange reads the bytes [off, off+len(dst)) of an object expected to be total bytes long
 // into dst: the whole object when ranged is false, else with a Range request whose
-// Content-Range must name exactly that range and total. It returns the object's ETag.
-func (s *Store) getRange(ctx context.Context, key string, dst []byte, off, total int64, ranged bool) (string, error) {
+// Content-Range must name exactly that range and total. It returns the object's ETag. When
+// report is not nil, it reads dst in pieces of hashChunk bytes and calls report with the
+// number of bytes of dst read so far after each.
+func (s *Store) getRange(ctx context.Context, key string, dst []byte, off, total int64, ranged bool, report func(int64)) (string, error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}
 	last := off + int64(len(dst)) - 1
 	if ranged {
@@ -538,7 +617,7 @@ func (s *Store) getRange(ctx context.Context, key string, dst []byte, off, total
 	} else if out.ContentLength != nil && aws.ToInt64(out.ContentLength) != total {
 		return "", s.sizeMismatch(key, total)
 	}
-	if _, err := io.ReadFull(out.Body, dst); err != nil {
+	if err := readFull(out.Body, dst, report); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			if !ranged && out.ContentLength == nil {
 				return "", s.sizeMismatch(key, total)
@@ -553,6 +632,24 @@ func (s *Store) getRange(ctx context.Context, key string, dst []byte, off, total
 		}
 	}
 	return aws.ToString(out.ETag), nil
+}
+
+// readFull fills dst from r as io.ReadFull does; with a report function, in pieces of
+// hashChunk bytes, reporting the bytes read so far after each.
+func readFull(r io.Reader, dst []byte, report func(int64)) error {
+	if report == nil {
+		_, err := io.ReadFull(r, dst)
+		return err
+	}
+	for pos := 0; pos < len(dst); {
+		end := min(pos+hashChunk, len(dst))
+		if _, err := io.ReadFull(r, dst[pos:end]); err != nil {
+			return err
+		}
+		pos = end
+		report(int64(pos))
+	}
+	return nil
 }
 
 // sizeMismatch is the error of an object whose size is not the expected one. Its message does

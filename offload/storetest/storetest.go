@@ -2,7 +2,8 @@
 // missing keys, overwrites, concurrent puts of one key, large and empty objects, invalid keys,
 // copy semantics and, for stores implementing the optional interfaces, size bounds
 // (offload.BoundedGetter), writes of byte slices (offload.PartsPutter), reads into a sized
-// buffer (offload.SizedGetter) and object sizes and write times (offload.Stater).
+// buffer (offload.SizedGetter), hashed while they arrive (offload.HashingGetter), and object
+// sizes and write times (offload.Stater).
 package storetest
 
 import (
@@ -338,6 +339,18 @@ func RunConformanceWithOptions(t *testing.T, opts Options, newStore func(t *test
 			}
 			if !bytes.Equal(buf, want) {
 				t.Fatalf("GetInto of %d bytes returned other bytes", size)
+			}
+			if hg, ok := s.(offload.HashingGetter); ok {
+				h, buf := sha256.New(), make([]byte, size)
+				if err := hg.GetIntoHashing(ctx, key, buf, h); err != nil {
+					t.Fatalf("GetIntoHashing of %d bytes: %v", size, err)
+				}
+				if sum := sha256.Sum256(want); !bytes.Equal(buf, want) || !bytes.Equal(h.Sum(nil), sum[:]) {
+					t.Fatalf("GetIntoHashing of %d bytes returned other bytes or another digest", size)
+				}
+				if err := hg.GetIntoHashing(ctx, key, make([]byte, size+1), sha256.New()); !errors.Is(err, offload.ErrIntegrity) {
+					t.Fatalf("GetIntoHashing of a %d-byte object into %d bytes: err = %v, want ErrIntegrity", size, size+1, err)
+				}
 			}
 			for _, other := range []int{size - 1, size + 1, size + opts.LargeSize/2} {
 				if other < 0 {
