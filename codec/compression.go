@@ -585,23 +585,31 @@ func (c *Compression) decodeZstd(dst, src []byte, limit int64) ([]byte, error) {
 		c.zstreams.Put(d)
 		return dst, err
 	}
+	c.zdecOnce.Do(func() {
+		c.zdec, c.zdecErr = zstd.NewReader(nil, append([]zstd.DOption{zstd.WithDecoderConcurrency(0)}, c.zdecOpts...)...)
+	})
+	if c.zdecErr != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, c.zdecErr)
+	}
 	// Every frame declares its size (payloadkit writes large payloads as several frames):
 	// check the sum against the limit before decoding anything, and give DecodeAll room for
 	// all of it, since it grows its output to exactly one more frame at a time, which copies
-	// the output once per frame.
-	if total, ok := zstdDeclaredSize(src); ok {
+	// the output once per frame. Several frames are decoded in parallel, each into its place.
+	var fbuf [4]zstdFrame
+	if frames, total, ok := zstdFrames(src, fbuf[:0]); ok {
 		if total > uint64(limit) {
 			return nil, fmt.Errorf("%w: frames declare %d bytes", ErrDecodedTooLarge, total)
 		}
 		if uint64(cap(dst)) < total {
 			dst = make([]byte, 0, total)
 		}
-	}
-	c.zdecOnce.Do(func() {
-		c.zdec, c.zdecErr = zstd.NewReader(nil, append([]zstd.DOption{zstd.WithDecoderConcurrency(0)}, c.zdecOpts...)...)
-	})
-	if c.zdecErr != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, c.zdecErr)
+		if len(frames) > 1 && runtime.GOMAXPROCS(0) > 1 {
+			out := dst[:total]
+			if err := c.decodeZstdFrames(frames, out); err != nil {
+				return nil, err
+			}
+			return out, nil
+		}
 	}
 	out, err := c.zdec.DecodeAll(src, dst[:0])
 	if err != nil {
@@ -614,30 +622,39 @@ func (c *Compression) decodeZstd(dst, src []byte, limit int64) ([]byte, error) {
 	return out, nil
 }
 
-// zstdDeclaredSize walks the frames of src by their headers and block headers, without
-// decoding, and returns the sum of their declared content sizes. ok is false when a frame
-// declares no size or src is not a well-formed sequence of frames (DecodeAll then reports it).
-func zstdDeclaredSize(src []byte) (total uint64, ok bool) {
+// zstdFrame locates one frame of a zstd stream: its bytes and its declared content size.
+type zstdFrame struct {
+	src  []byte
+	size uint64
+}
+
+// zstdFrames walks the frames of src by their headers and block headers, without decoding,
+// and returns its frames (skippable frames left out) and the sum of their declared content
+// sizes. ok is false when a frame declares no size or src is not a well-formed sequence of
+// frames (DecodeAll then reports it). frames is appended to buf.
+func zstdFrames(src []byte, buf []zstdFrame) (frames []zstdFrame, total uint64, ok bool) {
+	frames = buf[:0]
 	for len(src) > 0 {
 		var h zstd.Header
 		if err := h.Decode(src); err != nil {
-			return 0, false
+			return nil, 0, false
 		}
 		if h.Skippable {
 			n := uint64(h.HeaderSize) + uint64(h.SkippableSize)
 			if n > uint64(len(src)) {
-				return 0, false
+				return nil, 0, false
 			}
 			src = src[n:]
 			continue
 		}
 		if !h.HasFCS || h.HeaderSize <= 0 || h.HeaderSize > len(src) {
-			return 0, false
+			return nil, 0, false
 		}
+		frame := src
 		src = src[h.HeaderSize:]
 		for last := false; !last; {
 			if len(src) < 3 {
-				return 0, false
+				return nil, 0, false
 			}
 			bh := uint32(src[0]) | uint32(src[1])<<8 | uint32(src[2])<<16
 			src = src[3:]
@@ -647,25 +664,71 @@ func zstdDeclaredSize(src []byte) (total uint64, ok bool) {
 			case 1: // RLE: one byte repeated size times
 				size = 1
 			case 3: // reserved
-				return 0, false
+				return nil, 0, false
 			}
 			if size > len(src) {
-				return 0, false
+				return nil, 0, false
 			}
 			src = src[size:]
 		}
 		if h.HasCheckSum {
 			if len(src) < 4 {
-				return 0, false
+				return nil, 0, false
 			}
 			src = src[4:]
 		}
 		if total+h.FrameContentSize < total {
-			return 0, false
+			return nil, 0, false
 		}
 		total += h.FrameContentSize
+		frames = append(frames, zstdFrame{src: frame[:len(frame)-len(src)], size: h.FrameContentSize})
 	}
-	return total, true
+	return frames, total, true
+}
+
+// decodeZstdFrames decodes frames, whose declared sizes add up to len(out), each into its own
+// section of out, with up to GOMAXPROCS goroutines (the caller being one of them): the frames
+// of a large payload (see zstdFrameSize) are independent. A frame that does not decode to
+// exactly its declared size is corrupt.
+func (c *Compression) decodeZstdFrames(frames []zstdFrame, out []byte) error {
+	offs := make([]int, len(frames)+1)
+	for i, f := range frames {
+		offs[i+1] = offs[i] + int(f.size)
+	}
+	var next atomic.Int64
+	var mu sync.Mutex
+	var firstErr error
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(frames) {
+				return
+			}
+			// Capacity capped at the section: the frame cannot write into the next one.
+			section := out[offs[i]:offs[i]:offs[i+1]]
+			got, err := c.zdec.DecodeAll(frames[i].src, section)
+			if err == nil && (len(got) != int(frames[i].size) || len(got) > 0 && &got[0] != &out[offs[i]]) {
+				err = fmt.Errorf("%w: frame %d decodes to %d bytes, declares %d", ErrCorrupt, i, len(got), frames[i].size)
+			} else if err != nil {
+				err = zstdError(err)
+			}
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				return
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(len(frames), runtime.GOMAXPROCS(0)) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	return firstErr
 }
 
 func zstdError(err error) error {

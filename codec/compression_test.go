@@ -781,6 +781,61 @@ func TestCompressionZstdLargeInputsAreCutIntoFrames(t *testing.T) {
 	}
 }
 
+// Payloads of several frames decode their frames in parallel, each into its place: frames of
+// other encoders (of unequal sizes) round trip, on one core as on several; a frame that
+// declares one byte more or less than it holds, or a corrupt later frame, fails with
+// ErrCorrupt whatever GOMAXPROCS is.
+func TestCompressionZstdFramesDecodedInParallel(t *testing.T) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	require.NoError(t, err)
+	defer enc.Close()
+	raw := marshal(t, orderPayload(t, 1600<<10))
+	cuts := []int{0, 100 << 10, 700 << 10, 701 << 10, len(raw)} // unequal frames, one of 1 KiB
+	var data []byte
+	var headers []int // offset of each frame
+	for i := range len(cuts) - 1 {
+		headers = append(headers, len(data))
+		data = enc.EncodeAll(raw[cuts[i]:cuts[i+1]], data)
+	}
+	payload := func(b []byte) []*commonpb.Payload {
+		return []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte(codec.EncodingZstd)}, Data: b}}
+	}
+	// fcs returns the offset and width of the content size field of the frame at off.
+	fcs := func(off int) (int, int) {
+		var h zstd.Header
+		require.NoError(t, h.Decode(data[off:]))
+		w := map[byte]int{0: 1, 1: 2, 2: 4, 3: 8}[data[off+4]>>6]
+		if w == 1 && data[off+4]&0x20 == 0 {
+			t.Fatal("frame without a content size")
+		}
+		return off + h.HeaderSize - w, w
+	}
+	for _, procs := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			c := newCodec(t, nil)
+			dec, err := c.Decode(payload(data))
+			require.NoError(t, err)
+			require.Equal(t, raw, marshal(t, dec[0]))
+
+			for _, delta := range []int{-1, +1} {
+				bad := bytes.Clone(data)
+				off, w := fcs(headers[1])
+				require.Equal(t, 4, w)
+				binary.LittleEndian.PutUint32(bad[off:], uint32(int(binary.LittleEndian.Uint32(bad[off:]))+delta))
+				_, err := c.Decode(payload(bad))
+				require.ErrorIs(t, err, codec.ErrCorrupt, "frame 1 declaring %+d byte", delta)
+			}
+			bad := bytes.Clone(data)
+			for i := headers[3] + 20; i < headers[3]+60; i++ {
+				bad[i] ^= 0x5a
+			}
+			_, err = c.Decode(payload(bad))
+			require.ErrorIs(t, err, codec.ErrCorrupt)
+		})
+	}
+}
+
 // TestCompressionBatchBudget is finding 1 of the security review: the per-payload limit alone
 // let a batch of small bombs (a 59-byte S2 block decodes to 64 MiB) retain many times the
 // limit. Each payload below decodes to just under the per-payload limit; together they far
