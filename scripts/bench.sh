@@ -53,7 +53,7 @@ else
 		start_minio
 		trap stop_minio EXIT
 	fi
-	run s3store . ./offload/s3store 3x .
+	run s3store . ./offload/s3store 7x .
 	stop_minio
 fi
 
