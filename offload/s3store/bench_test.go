@@ -36,10 +36,11 @@ import (
 // Each iteration uses fresh bytes, so the codec never deduplicates. Reported per size: for each
 // alternative (raw; offload with the default 16 MiB parts and ranged GETs from 32 MiB;
 // offload-1get, the same parts but one GET whatever the size; offload-1put, the codec with one
-// PutObject and one GET whatever the size) the time per round trip, its ratio to raw (-vs-raw-x), the peak
-// heap in use above the pre-operation level, sampled inside the benchmark while the operation
-// runs (MiB, and -heap-x, its ratio to the payload size), and the bytes allocated; a table
-// follows. Times are medians over the iterations, and each ratio is the median of the
+// PutObject and one GET whatever the size; offload-hash-after, the default store hiding
+// offload.HashingGetter, so that the codec hashes the object once it has all arrived) the time
+// per round trip, its ratio to raw (-vs-raw-x), the peak heap in use above the pre-operation
+// level, sampled inside the benchmark while the operation runs (MiB, and -heap-x, its ratio to
+// the payload size), and the bytes allocated; a table follows. Times are medians over the iterations, and each ratio is the median of the
 // per-iteration ratios to raw's time in the same iteration: MinIO shares the two cores with the
 // benchmark, and a single slow write of MinIO's would otherwise decide a mean.
 func BenchmarkS3RoundTrip(b *testing.B) {
@@ -58,6 +59,15 @@ func BenchmarkS3RoundTrip(b *testing.B) {
 	multipart := newCodec(nil)                                  // parts of up to 16 MiB, 4 in parallel; ranged GETs
 	singleGet := newCodec(&s3store.Options{RangeSize: 1 << 30}) // the same parts, one GET whatever the size
 	singlePut := newCodec(&s3store.Options{PartSize: 1 << 30})  // one PutObject and one GET whatever the size
+	// The default store without offload.HashingGetter: the codec hashes the buffer once it is full.
+	plainStore, err := s3store.New(client, bucket, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hashAfter, err := offload.NewCodec(&offload.Options{Store: hashAfterStore{plainStore}, Prefix: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	type alt struct {
 		name string
@@ -100,7 +110,8 @@ func BenchmarkS3RoundTrip(b *testing.B) {
 			return err
 		}
 	}
-	alts := []alt{{"raw", raw}, {"offload", viaCodec(multipart)}, {"offload-1get", viaCodec(singleGet)}, {"offload-1put", viaCodec(singlePut)}}
+	alts := []alt{{"raw", raw}, {"offload", viaCodec(multipart)}, {"offload-1get", viaCodec(singleGet)}, {"offload-1put", viaCodec(singlePut)},
+		{"offload-hash-after", viaCodec(hashAfter)}}
 
 	type result struct {
 		d           time.Duration // median of the iterations
@@ -170,6 +181,21 @@ func BenchmarkS3RoundTrip(b *testing.B) {
 		}
 		fmt.Fprintln(os.Stdout)
 	}
+}
+
+// hashAfterStore is an S3 store seen without its GetIntoHashing: the codec then reads the
+// object with GetInto and hashes it afterwards, as before offload.HashingGetter.
+type hashAfterStore struct {
+	sizedStore
+}
+
+type sizedStore interface {
+	offload.Store
+	offload.BoundedGetter
+	offload.PartsPutter
+	offload.SizedGetter
+	offload.Stater
+	Remote() bool
 }
 
 // measure runs fn after a GC and returns its duration, the peak heap in use above the starting
