@@ -476,17 +476,37 @@ func (c *Compression) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload,
 			out[i] = p
 			continue
 		}
-		if buf == nil {
-			buf = getBuffer()
-		}
 		limit := min(c.maxDecoded, c.maxBatch-used)
-		decoded, err := c.decompress(string(enc), (*buf)[:0], p.GetData(), limit)
+		// Zstd frames that declare their size and S2 blocks decode into a new buffer of exactly
+		// that size, which the payload then keeps: its data is a slice of it, never copied.
+		// Other formats decode into a pooled buffer that grows as it goes, and the payload
+		// unmarshalled from it copies what it keeps.
+		var decoded []byte
+		var err error
+		fresh := string(enc) == EncodingZstd || string(enc) == EncodingS2 || string(enc) == EncodingSnappy
+		if fresh {
+			decoded, err = c.decompress(string(enc), nil, p.GetData(), limit)
+		} else {
+			if buf == nil {
+				buf = getBuffer()
+			}
+			if decoded, err = c.decompress(string(enc), (*buf)[:0], p.GetData(), limit); err == nil {
+				*buf = decoded // keep a grown buffer for the next payloads
+			}
+		}
 		if err == nil {
 			used += int64(len(decoded))
-			*buf = decoded // keep a grown buffer for the next payloads
-			np := &commonpb.Payload{}
-			// Unmarshal copies bytes fields, so the pooled buffer can be reused.
-			if uerr := proto.Unmarshal(decoded, np); uerr != nil {
+			var np *commonpb.Payload
+			var uerr error
+			// A zstd frame of unknown size grew its buffer by doubling: copy rather than keep
+			// the slack.
+			if fresh && cap(decoded)-len(decoded) <= len(decoded)/8 {
+				np, uerr = pbwire.Unmarshal(decoded)
+			} else {
+				np = &commonpb.Payload{}
+				uerr = proto.Unmarshal(decoded, np)
+			}
+			if uerr != nil {
 				err = fmt.Errorf("%w: unmarshal: %w", ErrCorrupt, uerr)
 			} else {
 				out[i] = np

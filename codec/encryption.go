@@ -11,7 +11,6 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/payloadkit/payloadkit/internal/pbwire"
 )
@@ -496,16 +495,15 @@ func (c *Encryption) open(p *commonpb.Payload, batch *map[string][]byte) (*commo
 	if err != nil {
 		return nil, h.keyID, err
 	}
-	// The plaintext goes to a pooled buffer: Unmarshal copies what it keeps.
-	buf := getBuffer()
-	defer putClearedBuffer(buf)
-	plaintext, err := aead.Open((*buf)[:0], zeroNonce[:], ct, h.raw)
+	// The plaintext goes to a buffer of its exact size, which the inner payload keeps: its
+	// data is a slice of it.
+	plaintext, err := aead.Open(nil, zeroNonce[:], ct, h.raw)
 	if err != nil {
 		return nil, h.keyID, fmt.Errorf("%w: ciphertext authentication failed", ErrDecrypt)
 	}
-	*buf = plaintext
-	inner := &commonpb.Payload{}
-	if err := proto.Unmarshal(plaintext, inner); err != nil {
+	inner, err := pbwire.Unmarshal(plaintext)
+	if err != nil {
+		clear(plaintext)
 		return nil, h.keyID, fmt.Errorf("%w: inner payload: %w", ErrMalformed, err)
 	}
 	return inner, h.keyID, nil

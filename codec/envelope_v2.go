@@ -19,7 +19,8 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"golang.org/x/sync/singleflight"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/payloadkit/payloadkit/internal/pbwire"
 )
 
 // EnvelopeFormat selects the envelope format the encryption stage writes
@@ -540,15 +541,14 @@ func (c *Encryption) openV2(p *commonpb.Payload, batch *map[string][]byte) (_ *c
 	if err != nil {
 		return nil, label, err
 	}
-	buf := getBuffer()
-	defer putClearedBuffer(buf)
-	plaintext, err := aead.Open((*buf)[:0], zeroNonce[:], ct, header)
+	// As in v1: an exact-size plaintext that the inner payload keeps.
+	plaintext, err := aead.Open(nil, zeroNonce[:], ct, header)
 	if err != nil {
 		return nil, label, fmt.Errorf("%w: ciphertext authentication failed", ErrDecrypt)
 	}
-	*buf = plaintext
-	inner := &commonpb.Payload{}
-	if err := proto.Unmarshal(plaintext, inner); err != nil {
+	inner, err := pbwire.Unmarshal(plaintext)
+	if err != nil {
+		clear(plaintext)
 		return nil, label, fmt.Errorf("%w: inner payload: %w", ErrMalformed, err)
 	}
 	return inner, label, nil

@@ -283,7 +283,7 @@ func (c *Codec) get(cl Claim) (*commonpb.Payload, error) {
 		return nil, err
 	}
 	// The payload's Data is a sub-slice of data, which nothing else references.
-	p, err := parseObject(data)
+	p, err := pbwire.Unmarshal(data)
 	if err != nil {
 		return nil, newError("decode", cl.Store, cl.Key, ErrIntegrity, err, "unmarshalling stored payload")
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/payloadkit/payloadkit/codec"
+	"github.com/payloadkit/payloadkit/internal/pbwire"
 )
 
 // ClaimStatus is the outcome of checking one claim found in a workflow history.
@@ -249,7 +250,7 @@ func VerifyHistory(ctx context.Context, store Store, h *historypb.History, opts 
 			if obj.err == nil {
 				// An offloaded v2 payload: its key object is checked too. An object that does
 				// not parse is left to the codec, which reports it on decode.
-				if p, err := parseObject(data); err == nil && codec.IsEnvelopeV2(p) {
+				if p, err := pbwire.Unmarshal(data); err == nil && codec.IsEnvelopeV2(p) {
 					obj.ref, err = codec.ReadKeyObjectRef(p)
 					obj.v2 = err == nil
 				}

@@ -2,11 +2,13 @@
 // google.golang.org/protobuf uses for map fields (which allocates per metadata entry). The
 // bytes are those of proto.Marshal: fields in number order, every map entry with its key and
 // value, and, when deterministic, map entries sorted by key. Payloads with external payload
-// details or unknown fields go through proto itself.
+// details or unknown fields go through proto itself. Unmarshal restores a payload whose data and
+// metadata values are sub-slices of its input rather than copies.
 package pbwire
 
 import (
 	"slices"
+	"unicode/utf8"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -111,4 +113,75 @@ func appendEntry(dst []byte, k string, v []byte) []byte {
 	dst = protowire.AppendString(dst, k)
 	dst = append(dst, tagValue)
 	return protowire.AppendBytes(dst, v)
+}
+
+// Unmarshal unmarshals b as proto.Unmarshal would into a new payload, but with Data and the
+// metadata values sub-slices of b (their capacity ending with them) instead of copies; b must
+// not be modified afterwards. Inputs holding anything but well-formed metadata entries and data
+// fields (external payloads, unknown fields, other wire types, invalid UTF-8 keys) are handed to
+// proto.Unmarshal, so the result and the errors are exactly those of proto.Unmarshal.
+func Unmarshal(b []byte) (*commonpb.Payload, error) {
+	p := &commonpb.Payload{}
+	for rest := b; len(rest) > 0; {
+		num, typ, n := protowire.ConsumeTag(rest)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		if typ != protowire.BytesType || (num != 1 && num != 2) {
+			return unmarshalCopy(b)
+		}
+		v, m := protowire.ConsumeBytes(rest[n:])
+		if m < 0 {
+			return nil, protowire.ParseError(m)
+		}
+		rest = rest[n+m:]
+		if num == 2 {
+			p.Data = v[:len(v):len(v)] // the last occurrence wins, as in proto.Unmarshal
+			continue
+		}
+		key, val, ok := parseMapEntry(v)
+		if !ok {
+			return unmarshalCopy(b)
+		}
+		if p.Metadata == nil {
+			p.Metadata = map[string][]byte{}
+		}
+		p.Metadata[key] = val
+	}
+	return p, nil
+}
+
+// parseMapEntry parses a metadata entry made only of well-formed key and value fields; ok is
+// false for anything else.
+func parseMapEntry(b []byte) (key string, val []byte, ok bool) {
+	val = []byte{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType || (num != 1 && num != 2) {
+			return "", nil, false
+		}
+		v, m := protowire.ConsumeBytes(b[n:])
+		if m < 0 {
+			return "", nil, false
+		}
+		b = b[n+m:]
+		if num == 1 {
+			if !utf8.Valid(v) {
+				return "", nil, false
+			}
+			key = string(v)
+		} else {
+			val = v[:len(v):len(v)]
+		}
+	}
+	return key, val, true
+}
+
+// unmarshalCopy is proto.Unmarshal, for the inputs Unmarshal does not handle itself.
+func unmarshalCopy(b []byte) (*commonpb.Payload, error) {
+	p := &commonpb.Payload{}
+	if err := proto.Unmarshal(b, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }

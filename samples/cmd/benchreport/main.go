@@ -237,7 +237,7 @@ func markdown(cmd, header, svg string, ms []metric, inputs []input) string {
 	sb.WriteString("# Benchmarks\n\n")
 	sb.WriteString(header + "\n\n")
 	sb.WriteString("Every ratio compares alternatives measured in one run, interleaved, so that load from other processes hits them alike. " +
-		"Library benchmarks run in rounds (each alternative runs a block of about 2 ms per round, in an order rotating between rounds) and report " +
+		"Library benchmarks run in rounds (each alternative runs a block of about 10 ms per round, in an order rotating between rounds) and report " +
 		"medians over the rounds, ratios being medians of the per-round ratios; the S3 benchmark reports medians of its iterations, and the " +
 		"throughput benchmark medians of its rounds. " +
 		"A benchmark name ending in -N ran with GOMAXPROCS=N; no suffix means GOMAXPROCS=1. " +
