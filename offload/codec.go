@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
@@ -146,7 +147,9 @@ func (c *Codec) put(j *putJob) error {
 // putOnce is put's store work: Stat (or Exists), then the upload when needed.
 func (c *Codec) putOnce(j *putJob) error {
 	key := j.claim.Key
-	write, err := c.needsWrite(key, j.claim.Size)
+	sctx, scancel := context.WithTimeout(context.Background(), c.cfg.timeout)
+	write, err := needsWrite(sctx, c.cfg.store, key, j.claim.Size, c.cfg.now, c.cfg.refreshAge)
+	scancel()
 	if err != nil {
 		c.report(OpPut, key, j.claim.Size, err)
 		return err
@@ -168,26 +171,25 @@ func (c *Codec) putOnce(j *putJob) error {
 }
 
 // needsWrite reports whether the object under key must be written: it is missing, or (for a
-// Stater store) it was written more than RefreshAge ago or its size is not the claimed size.
-// It makes one store call, Stat when the store has it and Exists otherwise.
-func (c *Codec) needsWrite(key string, size int64) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.timeout)
-	defer cancel()
-	st, ok := c.cfg.store.(Stater)
+// Stater store) it was written more than refreshAge before now() or its size is not the
+// claimed size. It makes one store call, Stat when the store has it and Exists otherwise. The
+// codec and the storage driver share it.
+func needsWrite(ctx context.Context, store Store, key string, size int64, now func() time.Time, refreshAge time.Duration) (bool, error) {
+	st, ok := store.(Stater)
 	if !ok {
-		exists, err := c.cfg.store.Exists(ctx, key)
-		return !exists, wrapStoreError("exists", c.cfg.store.Name(), key, err)
+		exists, err := store.Exists(ctx, key)
+		return !exists, wrapStoreError("exists", store.Name(), key, err)
 	}
 	info, err := st.Stat(ctx, key)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return true, nil
 	case err != nil:
-		return false, wrapStoreError("stat", c.cfg.store.Name(), key, err)
+		return false, wrapStoreError("stat", store.Name(), key, err)
 	case info.Size != size:
 		// Keys are content addressed: an object of another size is damaged; replace it.
 		return true, nil
-	case !info.Modified.IsZero() && c.cfg.now().Sub(info.Modified) > c.cfg.refreshAge:
+	case !info.Modified.IsZero() && now().Sub(info.Modified) > refreshAge:
 		// Written again, its age restarts, so lifecycle expiry does not catch a new claim.
 		return true, nil
 	}

@@ -38,6 +38,8 @@ type StorageDriver struct {
 	maxPayloadSize int64
 	timeout        time.Duration
 	onObject       func(ObjectEvent)
+	refreshAge     time.Duration
+	now            func() time.Time
 }
 
 var _ converter.StorageDriver = (*StorageDriver)(nil)
@@ -57,6 +59,12 @@ type StorageDriverOptions struct {
 	// OnObject, if set, is called after each store operation. It must be fast and safe for
 	// concurrent use.
 	OnObject func(ObjectEvent)
+	// RefreshAge bounds the age of the objects the driver deduplicates, as Options.RefreshAge
+	// does for the codec: on a Stater store (the S3 store is one), an object written more than
+	// RefreshAge ago is written again rather than referenced, so that a lifecycle rule expiring
+	// objects (s3store.LifecycleRule) never deletes one a new reference needs. Defaults to
+	// DefaultRefreshAge; negative values are rejected.
+	RefreshAge time.Duration
 }
 
 // NewStorageDriver returns a converter.StorageDriver storing payloads in store, which is
@@ -71,6 +79,7 @@ func NewStorageDriver(store Store, opts *StorageDriverOptions) (*StorageDriver, 
 		MaxPayloadSize: opts.MaxPayloadSize,
 		Timeout:        opts.Timeout,
 		OnObject:       opts.OnObject,
+		RefreshAge:     opts.RefreshAge,
 	})
 	if err != nil {
 		return nil, err
@@ -79,7 +88,8 @@ func NewStorageDriver(store Store, opts *StorageDriverOptions) (*StorageDriver, 
 }
 
 func newStorageDriver(r resolved) *StorageDriver {
-	return &StorageDriver{store: r.store, name: r.driverName, maxPayloadSize: r.maxPayloadSize, timeout: r.timeout, onObject: r.onObject}
+	return &StorageDriver{store: r.store, name: r.driverName, maxPayloadSize: r.maxPayloadSize, timeout: r.timeout,
+		onObject: r.onObject, refreshAge: r.refreshAge, now: r.now}
 }
 
 // Name returns the driver name.
@@ -146,12 +156,12 @@ func (d *StorageDriver) put(ctx context.Context, obj driverObject) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	size := int64(len(obj.data))
-	exists, err := d.store.Exists(ctx, obj.key)
-	if err = wrapStoreError("exists", d.store.Name(), obj.key, err); err != nil {
+	write, err := needsWrite(ctx, d.store, obj.key, size, d.now, d.refreshAge)
+	if err != nil {
 		d.report(OpPut, obj.key, size, err)
 		return err
 	}
-	if exists {
+	if !write {
 		d.report(OpDeduplicated, obj.key, size, nil)
 		return nil
 	}

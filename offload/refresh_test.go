@@ -9,6 +9,7 @@ import (
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/payloadkit/payloadkit/offload"
@@ -190,6 +191,55 @@ func (s *failingStatStore) Stat(context.Context, string) (offload.ObjectInfo, er
 func TestRefreshAgeValidation(t *testing.T) {
 	_, err := offload.NewCodec(&offload.Options{Store: offload.NewMemoryStore(), RefreshAge: -time.Second})
 	if err == nil || !strings.Contains(err.Error(), "RefreshAge must not be negative") {
+		t.Fatalf("negative RefreshAge: err = %v", err)
+	}
+}
+
+// The storage driver (ModeExternalStorage) deduplicates as the codec does: an object written at
+// most RefreshAge ago is referenced again, an older one is written again, with one Stat call per
+// object and never Exists; so that a lifecycle rule cannot expire an object a new reference
+// needs.
+func TestDriverRefreshAge(t *testing.T) {
+	clock := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	mem := offload.NewMemoryStore()
+	offload.SetMemoryStoreClock(mem, clock.now)
+	store := &statStore{MemoryStore: mem}
+	var ev events
+	d, err := offload.NewStorageDriver(store, &offload.StorageDriverOptions{RefreshAge: 2 * time.Hour, OnObject: ev.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offload.SetDriverClock(d, clock.now)
+	p := bigPayload(5000, 3)
+	ctx := converter.StorageDriverStoreContext{Context: context.Background()}
+	for _, step := range []struct {
+		advance            time.Duration
+		puts, deduplicated int
+	}{
+		{0, 1, 0},
+		{2 * time.Hour, 1, 1},   // exactly RefreshAge: still fresh
+		{time.Second, 2, 1},     // older: written again
+		{time.Hour, 2, 2},       // the rewritten object is fresh again
+		{3 * time.Hour, 3, 2},   // and ages again
+		{time.Nanosecond, 3, 3}, // fresh after its rewrite
+	} {
+		clock.advance(step.advance)
+		claims, err := d.Store(ctx, []*commonpb.Payload{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, dd := ev.count(offload.OpPut), ev.count(offload.OpDeduplicated); got != step.puts || dd != step.deduplicated {
+			t.Fatalf("after advancing %v: %d puts, %d deduplicated; want %d, %d", step.advance, got, dd, step.puts, step.deduplicated)
+		}
+		got, err := d.Retrieve(converter.StorageDriverRetrieveContext{Context: context.Background()}, claims)
+		if err != nil || !proto.Equal(got[0], p) {
+			t.Fatalf("Retrieve: %v", err)
+		}
+	}
+	if store.exists.Load() != 0 || store.stats.Load() != 6 {
+		t.Fatalf("Exists/Stat calls = %d/%d, want 0/6", store.exists.Load(), store.stats.Load())
+	}
+	if _, err := offload.NewStorageDriver(mem, &offload.StorageDriverOptions{RefreshAge: -time.Second}); err == nil || !strings.Contains(err.Error(), "RefreshAge") {
 		t.Fatalf("negative RefreshAge: err = %v", err)
 	}
 }
