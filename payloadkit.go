@@ -316,9 +316,21 @@ func (k *Kit) Codecs() []converter.PayloadCodec { return k.pipeline.Codecs() }
 // Stages returns the names of the configured codec stages in encode order.
 func (k *Kit) Stages() []string { return append([]string(nil), k.stages...) }
 
-// Close releases what the Kit holds: it zeroes cached data keys and closes the stages that
-// hold resources. The Kit must not be used afterwards.
+// FlushSpans ends the codec spans still waiting to be ended: codec spans are ended in bursts,
+// at most 20 ms after their chain run (see interceptor.Options.EndSpansImmediately). Call it
+// before reading spans synchronously, or before shutting down the tracer provider without
+// closing the Kit.
+func (k *Kit) FlushSpans() {
+	if k.telemetry != nil {
+		k.telemetry.Flush()
+	}
+}
+
+// Close ends the codec spans still waiting to be ended, then releases what the Kit holds: it
+// zeroes cached data keys and closes the stages that hold resources. The Kit must not be used
+// afterwards. Close it before shutting down its tracer provider.
 func (k *Kit) Close() error {
+	k.FlushSpans()
 	var errs []error
 	for _, c := range k.closers {
 		errs = append(errs, c())

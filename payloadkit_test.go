@@ -393,6 +393,7 @@ func roundTrip(t *testing.T, tel *interceptor.Options, failures *failureconv.Opt
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}
+	kit.FlushSpans() // the callers read the spans
 	return env.GetWorkflowError(), keys.generated.Load()
 }
 
@@ -757,5 +758,33 @@ func TestEnvelopeV2IsTheDefaultWithRemoteStore(t *testing.T) {
 				t.Fatalf("round trip: %q %v", out, err)
 			}
 		})
+	}
+}
+
+// Codec spans end in bursts (interceptor.Options.EndSpansImmediately); the Kit's FlushSpans
+// and Close end the waiting ones, so that nothing is lost when the process stops.
+func TestKitCloseEndsWaitingSpans(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	kit, err := payloadkit.New(context.Background(), payloadkit.Options{Telemetry: &interceptor.Options{
+		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)),
+		MeterProvider:  metricnoop.NewMeterProvider(),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kit.DataConverter().ToPayload(bigOrder(10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := kit.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range spans.Ended() {
+		if s.Name() == interceptor.SpanEncode {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d encode spans ended after Close, want 1", n)
 	}
 }

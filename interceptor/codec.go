@@ -178,7 +178,7 @@ func (t *Telemetry) recordChain(parent context.Context, c *ChainCall, tracing, d
 		return
 	}
 	attrs = append(attrs, AttrPayloadCount.Int(len(c.In)), AttrBytesIn.Int64(chainIn))
-	end := trace.WithTimestamp(c.Start.Add(c.Duration))
+	end := c.Start.Add(c.Duration)
 	if c.Err != nil {
 		failed := ""
 		if n := len(c.Stages); n > 0 {
@@ -188,12 +188,12 @@ func (t *Telemetry) recordChain(parent context.Context, c *ChainCall, tracing, d
 		span.SetAttributes(attrs...)
 		span.RecordError(c.Err)
 		span.SetStatus(codes.Error, c.Err.Error())
-		span.End(end)
+		t.ender.end(span, end)
 		return
 	}
 	attrs = append(attrs, AttrBytesOut.Int64(size), AttrOutcome.String("ok"))
 	span.SetAttributes(attrs...)
-	span.End(end)
+	t.ender.end(span, end)
 }
 
 func totalSize(payloads []*commonpb.Payload) int64 { return pbwire.TotalSize(payloads) }

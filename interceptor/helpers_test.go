@@ -55,9 +55,16 @@ func (r *recorder) codec(name string, c converter.PayloadCodec) converter.Payloa
 	return pipeline.New(pipeline.Options{Stages: []pipeline.Stage{stage(name, c)}, Observer: r.tel}).Codecs()[0]
 }
 
+// all returns every ended span, after ending the codec spans still waiting (Telemetry.Flush).
+func (r *recorder) all() []sdktrace.ReadOnlySpan {
+	r.tel.Flush()
+	return r.spans.Ended()
+}
+
+// ended returns the ended spans named name (all of them for ""), as all does.
 func (r *recorder) ended(name string) []sdktrace.ReadOnlySpan {
 	var out []sdktrace.ReadOnlySpan
-	for _, s := range r.spans.Ended() {
+	for _, s := range r.all() {
 		if name == "" || s.Name() == name {
 			out = append(out, s)
 		}

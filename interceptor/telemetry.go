@@ -78,6 +78,13 @@ type Options struct {
 
 	// DisableCodecTracing turns off the codec spans. Codec metrics are still recorded.
 	DisableCodecTracing bool
+	// EndSpansImmediately ends each codec span as its chain run returns. By default codec spans
+	// are ended in bursts, at most 20 ms or 64 spans after their chain run (their start and end
+	// times are unchanged), because a batching span processor wakes its goroutine for every span
+	// ended alone, which cost more than the rest of telemetry together; Flush (and the Kit's
+	// FlushSpans and Close) ends the waiting ones. Set it when reading spans synchronously, for
+	// example from a tracetest.SpanRecorder right after a call (workflowtest's Kit does).
+	EndSpansImmediately bool
 	// DisableSDKTracing leaves out the Temporal SDK's OpenTelemetry tracing interceptor
 	// (go.temporal.io/sdk/contrib/opentelemetry), which is otherwise the first of both
 	// ClientInterceptors and WorkerInterceptors.
@@ -125,6 +132,7 @@ type Telemetry struct {
 	headerKey  string                     // Temporal header field of the SDK tracer's spans
 
 	stageAttrs sync.Map // stage name -> *stageAttrs
+	ender      spanEnder
 }
 
 // New builds Telemetry from opts (nil means defaults). It returns an error for invalid options.
@@ -155,7 +163,7 @@ func New(opts *Options) (*Telemetry, error) {
 		o.Logger = slog.Default()
 	}
 
-	t := &Telemetry{opts: o, logger: o.Logger}
+	t := &Telemetry{opts: o, logger: o.Logger, ender: spanEnder{immediate: o.EndSpansImmediately, delay: spanEndDelay}}
 	t.tracer = o.TracerProvider.Tracer(ScopeName)
 	meter := o.MeterProvider.Meter(ScopeName)
 	var err error
@@ -202,6 +210,11 @@ func New(opts *Options) (*Telemetry, error) {
 	}
 	return t, nil
 }
+
+// Flush ends the codec spans still waiting to be ended (see Options.EndSpansImmediately), so
+// that span processors and recorders receive them now. Call it before reading spans
+// synchronously, and before shutting down the tracer provider.
+func (t *Telemetry) Flush() { t.ender.flush() }
 
 // Options returns the options in effect, defaults applied.
 func (t *Telemetry) Options() Options { return t.opts }

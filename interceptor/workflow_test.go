@@ -91,7 +91,7 @@ func one(t *testing.T, r *recorder, name string) sdktrace.ReadOnlySpan {
 	t.Helper()
 	spans := r.ended(name)
 	if len(spans) != 1 {
-		t.Fatalf("%d spans named %s, want 1\n%s", len(spans), name, FormatSpanTree(r.spans.Ended()))
+		t.Fatalf("%d spans named %s, want 1\n%s", len(spans), name, FormatSpanTree(r.all()))
 	}
 	return spans[0]
 }
@@ -106,7 +106,7 @@ func TestWorkflowSpanTreeAndSizes(t *testing.T) {
 		t.Fatalf("result %q", w.result)
 	}
 	r := w.r
-	tree := FormatSpanTree(r.spans.Ended())
+	tree := FormatSpanTree(r.all())
 	t.Logf("span tree:\n%s", tree)
 
 	run := one(t, r, "RunWorkflow:greetWorkflow")

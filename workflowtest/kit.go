@@ -103,7 +103,8 @@ func NewKit(t testing.TB, opts ...KitOption) *Kit {
 		_ = tp.Shutdown(context.Background())
 		_ = mp.Shutdown(context.Background())
 	})
-	k.opts.Telemetry = &interceptor.Options{TracerProvider: tp, MeterProvider: mp}
+	// The recorder is read right after calls: codec spans end as their chain returns.
+	k.opts.Telemetry = &interceptor.Options{TracerProvider: tp, MeterProvider: mp, EndSpansImmediately: true}
 
 	if cfg.encryption {
 		keys := cfg.keys

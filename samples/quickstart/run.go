@@ -178,6 +178,7 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	wfTime := time.Since(wfStart)
 
+	kit.FlushSpans()       // codec spans end in bursts: end the waiting ones
 	ended := spans.Ended() // before the report's own decoding adds spans
 	payloads, err := history.Payloads(ctx, c, run.GetID(), run.GetRunID())
 	if err != nil {
