@@ -420,6 +420,26 @@ func TestCodecOnS3(t *testing.T) {
 		t.Fatalf("round trip of 20 MiB through S3: %v", err)
 	}
 	cl, _ := offload.ParseClaim(enc[0])
+	// A same-size object differing in one byte: only the SHA-256, computed while the bytes
+	// arrive (one GET, and ranged GETs), refuses it.
+	obj, err := s.Get(context.Background(), cl.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj[len(obj)/2] ^= 1
+	if err := s.Put(context.Background(), cl.Key, obj); err != nil {
+		t.Fatal(err)
+	}
+	ranged, err := s3store.New(client, bucket, &s3store.Options{RangeSize: s3store.MinPartSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, store := range []*s3store.Store{s, ranged} {
+		rc := newCodec(t, &offload.Options{Store: store, Threshold: 1000, Prefix: "codec-s3-test"})
+		if _, err := rc.Decode(enc); !errors.Is(err, offload.ErrIntegrity) || !strings.Contains(err.Error(), "SHA-256") {
+			t.Fatalf("same-size substitute: err = %v, want ErrIntegrity on the digest", err)
+		}
+	}
 	if err := s.Put(context.Background(), cl.Key, []byte("tampered")); err != nil {
 		t.Fatal(err)
 	}
