@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/payloadkit/payloadkit/codec"
 	"github.com/payloadkit/payloadkit/offload"
@@ -236,4 +237,22 @@ func TestLifecycleRuleSparesKeyObjects(t *testing.T) {
 	_, err := s3store.LifecycleRule("", "keys", 720*time.Hour, 168*time.Hour, offload.DefaultRefreshAge)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "key objects")
+}
+
+// With the prefix "v0/ns", the rule covers the storage driver's objects of its namespace (keys
+// v0/ns/<namespace>/...) and no other namespace's, as the README says.
+func TestLifecycleRuleForDriverKeys(t *testing.T) {
+	for _, ns := range []string{"orders", "orders-prod.eu", "default"} {
+		rule, err := s3store.LifecycleRule("v0/ns", ns, 720*time.Hour, 24*time.Hour, offload.DefaultRefreshAge)
+		require.NoError(t, err)
+		prefix := aws.ToString(rule.Filter.Prefix)
+		for _, target := range []converter.StorageDriverTargetInfo{
+			converter.StorageDriverWorkflowInfo{Namespace: ns, WorkflowType: "Order", WorkflowID: "o-1", RunID: "r1"},
+			converter.StorageDriverActivityInfo{Namespace: ns, ActivityType: "Charge", ActivityID: "a-1", RunID: "r1"},
+		} {
+			assert.True(t, strings.HasPrefix(offload.DriverKey(target, strings.Repeat("ab", 32)), prefix), "%s does not cover %v", prefix, target)
+		}
+		other := offload.DriverKey(converter.StorageDriverWorkflowInfo{Namespace: ns + "x", WorkflowType: "Order", WorkflowID: "o-1", RunID: "r1"}, strings.Repeat("ab", 32))
+		assert.False(t, strings.HasPrefix(other, prefix), "%s covers another namespace's key %s", prefix, other)
+	}
 }
