@@ -148,14 +148,7 @@ func TestGetIntoRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n atomic.Int64
-	fake.onGet = func(*s3.GetObjectInput) {
-		if n.Add(1) == 2 {
-			fake.mu.Lock()
-			fake.etags["k"] = "e2"
-			fake.mu.Unlock()
-		}
-	}
+	changeOnSecondGet(fake, "k")
 	err = s.GetInto(ctx, "k", make([]byte, len(data)))
 	if !errors.Is(err, offload.ErrStore) || !errors.Is(err, offload.ErrRetryable) || !strings.Contains(err.Error(), "changed") {
 		t.Fatalf("GetInto of an object overwritten meanwhile: err = %v, want a retryable ErrStore", err)
@@ -163,6 +156,19 @@ func TestGetIntoRanges(t *testing.T) {
 	fake.onGet = nil
 	if err := s.GetInto(ctx, "missing", make([]byte, len(data))); !errors.Is(err, offload.ErrNotFound) {
 		t.Fatalf("GetInto of a missing object: err = %v, want ErrNotFound", err)
+	}
+}
+
+// changeOnSecondGet makes the fake give key a new ETag when its second GET arrives, as if the
+// object were overwritten between two ranged reads.
+func changeOnSecondGet(fake *fakeS3, key string) {
+	var n atomic.Int64
+	fake.onGet = func(*s3.GetObjectInput) {
+		if n.Add(1) == 2 {
+			fake.mu.Lock()
+			fake.etags[key] = "e2"
+			fake.mu.Unlock()
+		}
 	}
 }
 
@@ -258,14 +264,7 @@ func TestGetIntoHashing(t *testing.T) {
 	if !errors.Is(err, offload.ErrIntegrity) {
 		t.Fatalf("GetIntoHashing into a larger buffer: err = %v, want ErrIntegrity", err)
 	}
-	var n atomic.Int64
-	fake.onGet = func(*s3.GetObjectInput) {
-		if n.Add(1) == 2 {
-			fake.mu.Lock()
-			fake.etags["k"] = "e2"
-			fake.mu.Unlock()
-		}
-	}
+	changeOnSecondGet(fake, "k")
 	err = s.GetIntoHashing(ctx, "k", make([]byte, len(data)), sha256.New())
 	if !errors.Is(err, offload.ErrRetryable) || !strings.Contains(err.Error(), "changed") {
 		t.Fatalf("GetIntoHashing of an object overwritten meanwhile: err = %v, want a retryable ErrStore", err)
