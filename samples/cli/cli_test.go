@@ -414,26 +414,14 @@ func TestKeysRotateThenDecode(t *testing.T) {
 	expect(t, r, exitOK, "keys generate")
 	transcript(t, "keys-generate", "payloadkit keys generate --keyring-file keyring.json --key-id 2026-01", result{code: r.code, stdout: strings.ReplaceAll(r.stdout, ring, "keyring.json")})
 
-	kitOf := func() *payloadkit.Kit {
-		keys, err := codec.LoadKeyringFile(ring)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kit, err := payloadkit.New(context.Background(), payloadkit.Options{Encryption: &codec.EncryptionOptions{Keys: keys}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = kit.Close() })
-		return kit
-	}
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	ns := ts.GetDefaultNamespace()
-	runOrder(t, ts, kitOf(), "before-rotation")
+	runOrder(t, ts, keyringKit(t, ring), "before-rotation")
 
 	r = run(t, nil, nil, "keys", "rotate", "--keyring-file", ring, "--key-id", "2026-02")
 	expect(t, r, exitOK, "keys rotate")
 	transcript(t, "keys-rotate", "payloadkit keys rotate --keyring-file keyring.json --key-id 2026-02", result{code: r.code, stdout: strings.ReplaceAll(r.stdout, ring, "keyring.json")})
-	runOrder(t, ts, kitOf(), "after-rotation")
+	runOrder(t, ts, keyringKit(t, ring), "after-rotation")
 
 	data, err := os.ReadFile(ring)
 	if err != nil {
@@ -544,12 +532,11 @@ func TestKeysRotateThenDecode(t *testing.T) {
 	transcript(t, "decode-payloads", "payloadkit decode --payloads body.json --namespace "+ns+" --keyring-file keyring.json -o json", r)
 }
 
-// TestBadInput: malformed and unknown inputs give clear errors and a non-zero exit.
-func TestBadInput(t *testing.T) {
-	dir := t.TempDir()
-	ring := filepath.Join(dir, "keyring.json")
-	expect(t, run(t, nil, nil, "keys", "generate", "--keyring-file", ring, "--key-id", "k1"), exitOK)
-	keys, err := codec.LoadKeyringFile(ring)
+// keyringKit returns a Kit encrypting with the keyring file at path (as it is now), closed
+// when the test ends.
+func keyringKit(t *testing.T, path string) *payloadkit.Kit {
+	t.Helper()
+	keys, err := codec.LoadKeyringFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,7 +544,16 @@ func TestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = kit.Close() }()
+	t.Cleanup(func() { _ = kit.Close() })
+	return kit
+}
+
+// TestBadInput: malformed and unknown inputs give clear errors and a non-zero exit.
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	ring := filepath.Join(dir, "keyring.json")
+	expect(t, run(t, nil, nil, "keys", "generate", "--keyring-file", ring, "--key-id", "k1"), exitOK)
+	kit := keyringKit(t, ring)
 	good, err := kit.DataConverterFor("default").ToPayload("fine")
 	if err != nil {
 		t.Fatal(err)
