@@ -41,7 +41,9 @@ run codec-compare . ./codec 1x 'Compare'
 run codec . ./codec 300ms 'CodecRoundTrip|Encryption'
 run codec-limit . ./codec 2s 'PhysicalLimit|CompressionVsZlib'
 run awskms . ./codec/awskms 500ms .
-run interceptor . ./interceptor 2s .
+run interceptor . ./interceptor 2s 'TelemetryOverhead|CodecWrapper'
+# Eight Kits in eight alternatives: 20 s give about 250 rounds.
+run interceptor-pipeline . ./interceptor 20s 'PipelineTelemetry'
 run codecserver . ./codecserver 1s .
 run failureconv . ./failureconv 200ms .
 
