@@ -237,7 +237,7 @@ func markdown(cmd, header, svg string, ms []metric, inputs []input) string {
 	sb.WriteString("# Benchmarks\n\n")
 	sb.WriteString(header + "\n\n")
 	sb.WriteString("Every ratio compares alternatives measured in one run, interleaved, so that load from other processes hits them alike. " +
-		"Library benchmarks run in rounds (each alternative runs a block of about 10 ms per round, in an order rotating between rounds) and report " +
+		"Library benchmarks run in rounds (each alternative runs a block of about 10 ms per round, in an order drawn at random each round) and report " +
 		"medians over the rounds, ratios being medians of the per-round ratios; the S3 benchmark reports medians of its iterations, and the " +
 		"throughput benchmark medians of its rounds. " +
 		"A benchmark name ending in -N ran with GOMAXPROCS=N; no suffix means GOMAXPROCS=1. " +
@@ -245,7 +245,9 @@ func markdown(cmd, header, svg string, ms []metric, inputs []input) string {
 	sb.WriteString("Reading the ratios: `*-vs-default-x` (throughput relative to the SDK's default converter), " +
 		"`*-speed-vs-zlib-x`, `*-vs-sdk-zlib-x` are speed ratios (more is better); `on/off`, `on/baseline`, `*-vs-static-gcm-x`, " +
 		"`*-vs-cached-x`, `*-vs-sdk-plain-x`, `kit/raw-x`, codecserver `*-x` and s3store `*-vs-raw-x` are time ratios (less is better); " +
-		"`*-bytes-x`, `history-*-x` and `payloads-*-x` are ratios of stored bytes (less is better).\n\n")
+		"`*-bytes-x`, `history-*-x` and `payloads-*-x` are ratios of stored bytes (less is better). " +
+		"`aa-control` and `raw-aa-x` are A/A controls: the same configuration built twice, one against the other; how far they are " +
+		"from 1 is how much of a ratio can come from which instance is which (where its tables lie in memory).\n\n")
 	fmt.Fprintf(&sb, "![ratio metrics](%s)\n", svg)
 	var notes []string
 	for _, in := range inputs {
