@@ -61,10 +61,9 @@ func (r Result) RatioOfSums(num, den []int) float64 {
 // round every alternative runs a block of operations lasting about blockTarget (the same
 // number of operations in every round, at least one), in an order drawn at random every round,
 // so that load from other processes, and the garbage collections one alternative's allocations
-// start, fall on all of them alike rather than on whichever runs next. (A fixed rotation let
-// the collections, which come after a steady amount of allocation, lock onto its period and
-// fall on the same alternative round after round: the telemetry benchmark's on/off ratio then
-// ranged from 0.99 to 1.10 between runs of 450 rounds.) Medians over the rounds
+// start, fall on all of them alike rather than on whichever runs next, whatever their period.
+// What is particular to one instance of an alternative (where its tables lie in memory) is not
+// averaged by rounds: see Result.RatioOfSums. Medians over the rounds
 // make a few disturbed rounds irrelevant. Each alternative runs three times first, unmeasured,
 // to warm up pools and encoders, and then a few times more to size its block.
 func Interleave(b *testing.B, fns ...func()) Result {
