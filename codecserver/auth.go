@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -196,4 +197,11 @@ func (a anyOf) Authenticate(r *http.Request) (Principal, error) {
 		err = e
 	}
 	return Principal{}, err
+}
+
+// clone returns a copy of p that shares no slice or map with it.
+func (p Principal) clone() Principal {
+	p.Namespaces = slices.Clone(p.Namespaces)
+	p.NamespaceRights = maps.Clone(p.NamespaceRights)
+	return p
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -48,6 +50,8 @@ const (
 	DefaultMinRefreshInterval = 30 * time.Second
 	// DefaultMaxTokenBytes bounds the length of a bearer token.
 	DefaultMaxTokenBytes = 16 << 10
+	// DefaultVerifiedTokens is the default of JWTConfig.VerifiedTokens.
+	DefaultVerifiedTokens = 1024
 	// MaxJWKSBytes bounds the size of a fetched JWKS document.
 	MaxJWKSBytes = 1 << 20
 	// MaxJWKSKeys bounds the number of keys in a JWKS document.
@@ -108,6 +112,13 @@ type JWTConfig struct {
 	MinRefreshInterval time.Duration
 	// MaxTokenBytes bounds the bearer token length. Defaults to DefaultMaxTokenBytes.
 	MaxTokenBytes int
+	// VerifiedTokens bounds how many verified tokens Verify remembers, by the SHA-256 of the
+	// token string, so that a token sent again (the Web UI sends the same token with every
+	// request) skips signature verification. A remembered token's exp, nbf and iat are checked
+	// again on every use, and it is verified afresh once the key set is due for a refresh
+	// (CacheTTL) or no longer holds the key that verified it. Defaults to
+	// DefaultVerifiedTokens; negative values disable it.
+	VerifiedTokens int
 	// Now returns the current time. Defaults to time.Now (tests set a fake clock).
 	Now func() time.Time
 }
@@ -119,6 +130,9 @@ type JWTAuthenticator struct {
 	algs     map[string]jwa.SignatureAlgorithm
 	validate []jwt.ValidateOption
 	keys     *jwksCache
+	verified *tokenCache // nil when JWTConfig.VerifiedTokens is negative
+
+	verifications atomic.Int64 // signature verifications, for tests
 }
 
 // NewJWTAuthenticator validates cfg and returns a JWT Authenticator. It does not fetch the key
@@ -178,6 +192,9 @@ func NewJWTAuthenticator(cfg JWTConfig) (*JWTAuthenticator, error) {
 	if cfg.MaxTokenBytes == 0 {
 		cfg.MaxTokenBytes = DefaultMaxTokenBytes
 	}
+	if cfg.VerifiedTokens == 0 {
+		cfg.VerifiedTokens = DefaultVerifiedTokens
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: cfg.FetchTimeout}
 	}
@@ -201,7 +218,11 @@ func NewJWTAuthenticator(cfg JWTConfig) (*JWTAuthenticator, error) {
 			return errors.New(`"aud" contains none of the accepted audiences`)
 		})),
 	}
-	return &JWTAuthenticator{cfg: cfg, algs: algs, validate: validate, keys: &jwksCache{cfg: &cfg}}, nil
+	a := &JWTAuthenticator{cfg: cfg, algs: algs, validate: validate, keys: &jwksCache{cfg: &cfg}}
+	if cfg.VerifiedTokens > 0 {
+		a.verified = &tokenCache{max: cfg.VerifiedTokens, m: make(map[[sha256.Size]byte]*verifiedToken)}
+	}
+	return a, nil
 }
 
 // Refresh fetches the key set now (subject to MinRefreshInterval), for example to fail fast at
@@ -239,10 +260,18 @@ func (a *JWTAuthenticator) Verify(ctx context.Context, token string) (Principal,
 		return Principal{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, a.cfg.MaxTokenBytes)
 	}
 	raw := []byte(token)
+	var sum [sha256.Size]byte
+	if a.verified != nil {
+		sum = sha256.Sum256(raw)
+		if p, ok := a.remembered(sum); ok {
+			return p, nil
+		}
+	}
 	if err := checkCompact(raw); err != nil {
 		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	sel := &keySelector{a: a}
+	a.verifications.Add(1)
 	payload, err := jws.Verify(raw,
 		jws.WithCompact(),
 		jws.WithKeyProvider(sel),
@@ -276,7 +305,67 @@ func (a *JWTAuthenticator) Verify(ctx context.Context, token string) (Principal,
 		}
 		return Principal{}, fmt.Errorf("%w: %s", ErrInvalidToken, truncate(err.Error(), 200))
 	}
-	return a.principal(tok), nil
+	p := a.principal(tok)
+	if a.verified != nil {
+		a.verified.add(sum, &verifiedToken{tok: tok, key: sel.key, kid: sel.kid, alg: sel.alg, principal: p.clone()})
+	}
+	return p, nil
+}
+
+// tokenCache remembers verified tokens by the SHA-256 of the token string, at most max of
+// them (a full cache forgets one at random for each new token).
+type tokenCache struct {
+	max int
+	mu  sync.Mutex
+	m   map[[sha256.Size]byte]*verifiedToken
+}
+
+// verifiedToken is what one successful Verify established.
+type verifiedToken struct {
+	tok       jwt.Token        // the validated claims, validated again on every use
+	key       *verificationKey // the key that verified the signature
+	kid, alg  string           // the header's key id and algorithm
+	principal Principal        // never handed out: callers get clones
+}
+
+func (c *tokenCache) add(sum [sha256.Size]byte, v *verifiedToken) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[sum]; !ok && len(c.m) >= c.max {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[sum] = v
+}
+
+func (c *tokenCache) get(sum [sha256.Size]byte) *verifiedToken {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[sum]
+}
+
+func (c *tokenCache) forget(sum [sha256.Size]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, sum)
+}
+
+// remembered returns the principal of a token verified before, when its key is still the one
+// the current key set holds for its kid and alg, the key set is not due for a refresh, and
+// its claims are still valid now. Otherwise it forgets the token, and Verify checks it afresh
+// (and reports why it fails, if it does).
+func (a *JWTAuthenticator) remembered(sum [sha256.Size]byte) (Principal, bool) {
+	v := a.verified.get(sum)
+	if v == nil {
+		return Principal{}, false
+	}
+	if k, ok := a.keys.current(v.kid, v.alg); !ok || k != v.key || jwt.Validate(v.tok, a.validate...) != nil {
+		a.verified.forget(sum)
+		return Principal{}, false
+	}
+	return v.principal.clone(), true
 }
 
 // checkCompact reports whether token has the three parts of a compact JWS, each in strict
@@ -321,6 +410,7 @@ func headerAlg(token string) (string, bool) {
 type keySelector struct {
 	a        *JWTAuthenticator
 	alg, kid string
+	key      *verificationKey // the key handed to jwx
 	err      error
 }
 
@@ -340,7 +430,8 @@ func (s *keySelector) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.
 		s.err = err
 		return err
 	}
-	sink.Key(jalg, key)
+	s.key = key
+	sink.Key(jalg, key.key)
 	return nil
 }
 
@@ -555,7 +646,18 @@ func (c *jwksCache) due(found, force bool) bool {
 	return force || !found || c.fetchedAt.IsZero() || now.Sub(c.fetchedAt) > c.cfg.CacheTTL
 }
 
-func (c *jwksCache) key(ctx context.Context, kid, alg string) (any, error) {
+// current returns the key for kid and alg when the key set was fetched and is not due for a
+// refresh by CacheTTL.
+func (c *jwksCache) current(kid, alg string) (*verificationKey, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fetchedAt.IsZero() || c.cfg.Now().Sub(c.fetchedAt) > c.cfg.CacheTTL {
+		return nil, false
+	}
+	return c.lookup(kid, alg)
+}
+
+func (c *jwksCache) key(ctx context.Context, kid, alg string) (*verificationKey, error) {
 	c.mu.Lock()
 	k, found := c.lookup(kid, alg)
 	due := c.due(found, false)
@@ -568,7 +670,7 @@ func (c *jwksCache) key(ctx context.Context, kid, alg string) (any, error) {
 		c.mu.Unlock()
 	}
 	if found {
-		return k.key, nil
+		return k, nil
 	}
 	if fetchErr == nil {
 		c.mu.Lock()
