@@ -14,7 +14,6 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -82,9 +81,8 @@ func runWorker() error {
 	w := worker.New(c, os.Getenv(envQueue), kit.WorkerOptions(worker.Options{
 		MaxConcurrentActivityExecutionSize:     slots,
 		MaxConcurrentWorkflowTaskExecutionSize: 16,
-		Interceptors:                           []interceptor.WorkerInterceptor{&resultCheck{dc: kit.DataConverterFor(os.Getenv(envNamespace))}},
 	}))
-	w.RegisterDynamicWorkflow(chaosDynamic, workflow.DynamicRegisterOptions{})
+	w.RegisterWorkflowWithOptions(chaosWorkflow, workflow.RegisterOptions{Name: workflowName})
 	w.RegisterActivityWithOptions(func(ctx context.Context, meta StepMeta, prev []byte) ([]byte, error) {
 		emit("ACT start")
 		out, err := stepActivity(ctx, meta, prev)

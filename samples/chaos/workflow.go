@@ -8,15 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/payloadkit/payloadkit/offload"
 )
 
 // Names registered by the workers.
@@ -24,8 +20,6 @@ const (
 	workflowName = "chaosWorkflow"
 	activityName = "chaosStep"
 	signalName   = "proceed"
-	// integrityErrorType is the application error type of a workflow failed by a corrupted object.
-	integrityErrorType = "IntegrityError"
 )
 
 // Spec is a workflow's input: the steps it runs and how long each one works.
@@ -51,10 +45,11 @@ type StepMeta struct {
 // chaosWorkflow runs the steps of spec, each producing a value from the previous one, and returns
 // the hex SHA-256 of the last value.
 //
-// A result that cannot be decoded because its stored object fails its integrity check fails the
-// workflow with a non-retryable IntegrityError naming the key. Any other decoding error (KMS or
-// store unavailable) panics, which fails the workflow task: the server retries it and the workflow
-// replays once the fault is over.
+// It handles no codec error itself. A transient one (KMS or the store unavailable) never reaches
+// it: the Kit's DataConverter panics instead of returning it in workflow code, which fails the
+// workflow task, and the server retries it once the fault is over; that holds for the workflow's
+// input and result too, which the SDK decodes and encodes. A result whose stored object fails
+// its integrity check is returned as the workflow's error, naming the key.
 func chaosWorkflow(ctx workflow.Context, spec Spec) (string, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
@@ -77,34 +72,11 @@ func chaosWorkflow(ctx workflow.Context, spec Spec) (string, error) {
 			if errors.As(err, &actErr) {
 				return "", fmt.Errorf("step %d: %w", i, err)
 			}
-			if isIntegrity(err) {
-				return "", temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("step %d result: %v", i, err), integrityErrorType, nil)
-			}
-			panic(fmt.Sprintf("decoding the result of step %d (transient, the workflow task is retried): %v", i, err))
+			return "", fmt.Errorf("step %d result: %w", i, err)
 		}
 		prev = out
 	}
 	return digest(prev), nil
-}
-
-// chaosDynamic is the registered (dynamic) workflow: it decodes its input itself, because the Go
-// SDK fails a workflow for good when it cannot decode the input of a registered workflow
-// function, even when the error is transient (KMS unavailable and the worker's data-key cache
-// cold). Here a transient error panics, failing the workflow task, which the server retries.
-func chaosDynamic(ctx workflow.Context, args converter.EncodedValues) (string, error) {
-	var spec Spec
-	if err := args.Get(&spec); err != nil {
-		if isIntegrity(err) {
-			return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("workflow input: %v", err), integrityErrorType, nil)
-		}
-		panic(fmt.Sprintf("decoding the workflow input (transient, the workflow task is retried): %v", err))
-	}
-	return chaosWorkflow(ctx, spec)
-}
-
-func isIntegrity(err error) bool {
-	return errors.Is(err, offload.ErrIntegrity) || strings.Contains(err.Error(), "integrity check failed")
 }
 
 // stepActivity works for meta.Work (heartbeating), then returns the value of step meta.Step.
