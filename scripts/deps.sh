@@ -39,10 +39,16 @@ ensure_chromium() {
 	export PAYLOADKIT_CHROMIUM
 }
 
+# free_port prints a port on 127.0.0.1 that nothing listens on, below the kernel's ephemeral
+# range (whose ports outgoing connections take as their local port, which a listener then
+# cannot bind), and other than the ports given as arguments.
 free_port() {
-	local port
+	local port low=32768 _high
+	read -r low _high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	(( low > 12000 )) || low=32768
 	for _ in $(seq 1 200); do
-		port=$((20000 + RANDOM % 30000))
+		port=$((10000 + RANDOM % (low - 10000)))
+		if [[ " $* " == *" $port "* ]]; then continue; fi
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return 0
@@ -58,27 +64,33 @@ MINIO_PID=""
 MINIO_DIR=""
 
 start_minio() {
-	local port console
-	port="$(free_port)"
-	console="$(free_port)"
+	local port console attempt ok=""
 	MINIO_DIR="$(mktemp -d)"
 	export PAYLOADKIT_S3_ACCESS_KEY="pk$(random_hex 8)"
 	export PAYLOADKIT_S3_SECRET_KEY="$(random_hex 20)"
 	export PAYLOADKIT_S3_BUCKET="payloadkit-test"
 	export PAYLOADKIT_S3_REGION="us-east-1"
-	export PAYLOADKIT_S3_ENDPOINT="http://127.0.0.1:${port}"
-	log "starting MinIO on 127.0.0.1:${port}"
-	MINIO_ROOT_USER="$PAYLOADKIT_S3_ACCESS_KEY" MINIO_ROOT_PASSWORD="$PAYLOADKIT_S3_SECRET_KEY" \
-		MINIO_BROWSER=off MINIO_UPDATE=off \
-		"$PAYLOADKIT_MINIO_BIN" server --quiet --address "127.0.0.1:${port}" \
-		--console-address "127.0.0.1:${console}" "$MINIO_DIR/data" >"$MINIO_DIR/minio.log" 2>&1 &
-	MINIO_PID=$!
 	go build -o "$BIN_DIR/s3bucket" ./internal/tools/s3bucket
-	local ok=""
-	for _ in $(seq 1 120); do
-		if "$BIN_DIR/s3bucket" -health "$PAYLOADKIT_S3_ENDPOINT" 2>/dev/null; then ok=1; break; fi
-		if ! kill -0 "$MINIO_PID" 2>/dev/null; then break; fi
-		sleep 0.5
+	# A port found free can be taken before MinIO binds it: then MinIO exits, and it starts
+	# again on other ports.
+	for attempt in 1 2 3; do
+		port="$(free_port)"
+		console="$(free_port "$port")"
+		export PAYLOADKIT_S3_ENDPOINT="http://127.0.0.1:${port}"
+		log "starting MinIO on 127.0.0.1:${port}"
+		MINIO_ROOT_USER="$PAYLOADKIT_S3_ACCESS_KEY" MINIO_ROOT_PASSWORD="$PAYLOADKIT_S3_SECRET_KEY" \
+			MINIO_BROWSER=off MINIO_UPDATE=off \
+			"$PAYLOADKIT_MINIO_BIN" server --quiet --address "127.0.0.1:${port}" \
+			--console-address "127.0.0.1:${console}" "$MINIO_DIR/data" >"$MINIO_DIR/minio.log" 2>&1 &
+		MINIO_PID=$!
+		for _ in $(seq 1 120); do
+			if "$BIN_DIR/s3bucket" -health "$PAYLOADKIT_S3_ENDPOINT" 2>/dev/null; then ok=1; break; fi
+			if ! kill -0 "$MINIO_PID" 2>/dev/null; then break; fi
+			sleep 0.5
+		done
+		if [[ -n "$ok" ]] || ! grep -q "already in use" "$MINIO_DIR/minio.log"; then break; fi
+		wait "$MINIO_PID" 2>/dev/null || true
+		log "MinIO could not bind its ports (attempt $attempt); trying others"
 	done
 	if [[ -z "$ok" ]]; then
 		echo "MinIO did not become ready; its log:" >&2
