@@ -472,35 +472,18 @@ func encodeZstdFrames(pool *zstdPool, dst, src []byte) ([]byte, error) {
 	n := len(src) / zstdFrameSize
 	size := (len(src) + n - 1) / n
 	frames := make([]*[]byte, n)
-	var next atomic.Int64
-	errs := make(chan error, n)
-	work := func() {
-		// One encoder per goroutine, for all the frames it takes.
-		enc, err := pool.get()
+	err := inParallel(n, func(i int) error {
+		b := getBuffer()
+		// JSON shrinks to about a sixth: start with room for a quarter.
+		out, err := pool.encodeAll(src[i*size:min(len(src), (i+1)*size)], slices.Grow((*b)[:0], size/4))
 		if err != nil {
-			errs <- err
-			return
+			putBuffer(b)
+			return err
 		}
-		defer pool.put(enc)
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= n {
-				return
-			}
-			b := getBuffer()
-			// JSON shrinks to about a sixth: start with room for a quarter.
-			*b = enc.EncodeAll(src[i*size:min(len(src), (i+1)*size)], slices.Grow((*b)[:0], size/4))
-			frames[i] = b
-		}
-	}
-	var wg sync.WaitGroup
-	for range min(n, runtime.GOMAXPROCS(0)) - 1 {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
-	close(errs)
-	err := <-errs
+		*b = out
+		frames[i] = b
+		return nil
+	})
 	for _, b := range frames {
 		if b != nil {
 			if err == nil {
@@ -508,9 +491,6 @@ func encodeZstdFrames(pool *zstdPool, dst, src []byte) ([]byte, error) {
 			}
 			putBuffer(b)
 		}
-	}
-	if err == nil && next.Load() < int64(n) {
-		err = errors.New("zstd frames left unencoded")
 	}
 	return dst, err
 }
@@ -780,24 +760,34 @@ func (c *Compression) decodeZstdFrames(frames []zstdFrame, out []byte) error {
 	for i, f := range frames {
 		offs[i+1] = offs[i] + int(f.size)
 	}
+	return inParallel(len(frames), func(i int) error {
+		// Capacity capped at the section: the frame cannot write into the next one.
+		section := out[offs[i]:offs[i]:offs[i+1]]
+		got, err := c.zdec.DecodeAll(frames[i].src, section)
+		switch {
+		case err != nil:
+			return zstdError(err)
+		case len(got) != int(frames[i].size) || len(got) > 0 && &got[0] != &out[offs[i]]:
+			return fmt.Errorf("%w: frame %d decodes to %d bytes, declares %d", ErrCorrupt, i, len(got), frames[i].size)
+		}
+		return nil
+	})
+}
+
+// inParallel calls do(i) for every i in [0, n) from up to GOMAXPROCS goroutines, the caller
+// being one of them, and returns the first error; a goroutine whose call fails takes no more
+// items (so with an error, some may not have run).
+func inParallel(n int, do func(i int) error) error {
 	var next atomic.Int64
 	var mu sync.Mutex
 	var firstErr error
 	work := func() {
 		for {
 			i := int(next.Add(1) - 1)
-			if i >= len(frames) {
+			if i >= n {
 				return
 			}
-			// Capacity capped at the section: the frame cannot write into the next one.
-			section := out[offs[i]:offs[i]:offs[i+1]]
-			got, err := c.zdec.DecodeAll(frames[i].src, section)
-			if err == nil && (len(got) != int(frames[i].size) || len(got) > 0 && &got[0] != &out[offs[i]]) {
-				err = fmt.Errorf("%w: frame %d decodes to %d bytes, declares %d", ErrCorrupt, i, len(got), frames[i].size)
-			} else if err != nil {
-				err = zstdError(err)
-			}
-			if err != nil {
+			if err := do(i); err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
@@ -808,7 +798,7 @@ func (c *Compression) decodeZstdFrames(frames []zstdFrame, out []byte) error {
 		}
 	}
 	var wg sync.WaitGroup
-	for range min(len(frames), runtime.GOMAXPROCS(0)) - 1 {
+	for range min(n, runtime.GOMAXPROCS(0)) - 1 {
 		wg.Go(work)
 	}
 	work()

@@ -53,13 +53,19 @@ func (s *statStore) Exists(ctx context.Context, key string) (bool, error) {
 	return s.MemoryStore.Exists(ctx, key)
 }
 
-// An object written at most RefreshAge ago is deduplicated; an older one is written again, which
-// resets its write time; each Encode makes one Stat call per object and never calls Exists.
-func TestCodecRefreshAge(t *testing.T) {
+// newClockedStatStore returns a fake clock and a memory store that counts Stat and Exists
+// calls and dates its objects by that clock.
+func newClockedStatStore() (*fakeClock, *statStore) {
 	clock := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	mem := offload.NewMemoryStore()
 	offload.SetMemoryStoreClock(mem, clock.now)
-	store := &statStore{MemoryStore: mem}
+	return clock, &statStore{MemoryStore: mem}
+}
+
+// An object written at most RefreshAge ago is deduplicated; an older one is written again, which
+// resets its write time; each Encode makes one Stat call per object and never calls Exists.
+func TestCodecRefreshAge(t *testing.T) {
+	clock, store := newClockedStatStore()
 	var ev events
 	c := newCodec(t, &offload.Options{Store: store, Threshold: 100, RefreshAge: 2 * time.Hour, OnObject: ev.record})
 	offload.SetCodecClock(c, clock.now)
@@ -100,7 +106,7 @@ func TestCodecRefreshAge(t *testing.T) {
 	if store.partPuts.Load() != 2 {
 		t.Fatalf("PutParts calls = %d, want 2", store.partPuts.Load())
 	}
-	info, err := mem.Stat(context.Background(), cl.Key)
+	info, err := store.MemoryStore.Stat(context.Background(), cl.Key)
 	if err != nil || !info.Modified.Equal(clock.now()) || info.Size != cl.Size {
 		t.Fatalf("after the refresh Stat = %+v, %v; want size %d written at %v", info, err, cl.Size, clock.now())
 	}
@@ -200,10 +206,7 @@ func TestRefreshAgeValidation(t *testing.T) {
 // object and never Exists; so that a lifecycle rule cannot expire an object a new reference
 // needs.
 func TestDriverRefreshAge(t *testing.T) {
-	clock := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	mem := offload.NewMemoryStore()
-	offload.SetMemoryStoreClock(mem, clock.now)
-	store := &statStore{MemoryStore: mem}
+	clock, store := newClockedStatStore()
 	var ev events
 	d, err := offload.NewStorageDriver(store, &offload.StorageDriverOptions{RefreshAge: 2 * time.Hour, OnObject: ev.record})
 	if err != nil {
@@ -239,7 +242,7 @@ func TestDriverRefreshAge(t *testing.T) {
 	if store.exists.Load() != 0 || store.stats.Load() != 6 {
 		t.Fatalf("Exists/Stat calls = %d/%d, want 0/6", store.exists.Load(), store.stats.Load())
 	}
-	if _, err := offload.NewStorageDriver(mem, &offload.StorageDriverOptions{RefreshAge: -time.Second}); err == nil || !strings.Contains(err.Error(), "RefreshAge") {
+	if _, err := offload.NewStorageDriver(store, &offload.StorageDriverOptions{RefreshAge: -time.Second}); err == nil || !strings.Contains(err.Error(), "RefreshAge") {
 		t.Fatalf("negative RefreshAge: err = %v", err)
 	}
 }
